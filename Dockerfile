@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1.7
+# Multi-stage build: a static musl binary on a distroless, non-root base with nothing else in it.
+# The operator needs no shell, no libc and no CA bundle (provider roots are compiled in).
+
+FROM rust:1.95-bookworm AS build
+RUN rustup target add x86_64-unknown-linux-musl \
+ && apt-get update && apt-get install -y --no-install-recommends musl-tools \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# Cache mounts keep the registry and target directory between builds without baking them into a layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --target x86_64-unknown-linux-musl --bin keysmith \
+ && cp target/x86_64-unknown-linux-musl/release/keysmith /keysmith
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /keysmith /usr/local/bin/keysmith
+# 65532 is the distroless "nonroot" user; a numeric USER lets runAsNonRoot verify it without /etc/passwd.
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/keysmith"]
+CMD ["run"]

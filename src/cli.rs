@@ -1,0 +1,84 @@
+//! Command-line interface. Every flag can also be set through the environment variable named in
+//! its help, which is how the Helm chart configures the Deployment.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// keysmith: declare AI model-provider API keys as Kubernetes resources.
+#[derive(Debug, Parser)]
+#[command(name = "keysmith", version, about, long_about = None)]
+pub struct Cli {
+    /// Log verbosity, as a tracing filter (`info`, `keysmith=debug,kube=info`, ...). `RUST_LOG` wins when set.
+    #[arg(long, env = "KEYSMITH_LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+
+    /// Log line format.
+    #[arg(long, env = "KEYSMITH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator against the cluster in KUBECONFIG (or the in-cluster configuration).
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML (what `crds/` holds), for `kubectl apply -f -`.
+    Crds,
+    /// Run a local simulator of a provider's management API, for demos and tests.
+    Simulate(SimulateArgs),
+}
+
+/// Flags of `keysmith simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// The provider to simulate.
+    #[arg(value_enum)]
+    pub provider: SimulatedProvider,
+    /// Address to listen on.
+    #[arg(long, env = "KEYSMITH_SIMULATOR_ADDR", default_value = "127.0.0.1:8787")]
+    pub addr: SocketAddr,
+    /// Management (admin) key the simulator accepts. Test hooks live under `/_sim/`.
+    #[arg(long, env = "KEYSMITH_SIMULATOR_MANAGEMENT_KEY", hide_env_values = true)]
+    pub management_key: String,
+}
+
+/// Providers with a simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimulatedProvider {
+    /// OpenRouter's management API (`/api/v1`).
+    Openrouter,
+}
+
+/// Flags of `keysmith run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Address of the HTTP server for `/healthz` (process alive) and `/readyz` (connected and serving).
+    #[arg(long, env = "KEYSMITH_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    pub health_addr: SocketAddr,
+    /// Watch only this namespace (the operator then needs only a Role there). All namespaces when unset.
+    #[arg(long, env = "KEYSMITH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// How many objects of each kind are reconciled at once.
+    #[arg(long, env = "KEYSMITH_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Usage polling interval for hubs that do not set `spec.usageRefreshInterval` (e.g. `5m`).
+    #[arg(long, env = "KEYSMITH_USAGE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub usage_interval: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse(text).ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h"))
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, for terminals.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}

@@ -1,0 +1,250 @@
+//! ApiKey reconciler: finalizer → sync (see `sync.rs`) → conditions and status → requeue.
+//! Cleanup revokes the provider key unless `deletionPolicy: Orphan`; the Secret goes with its owner
+//! through garbage collection.
+
+use std::{sync::Arc, time::Duration};
+
+use kube::{
+    Api, ResourceExt,
+    runtime::{
+        controller::Action,
+        finalizer::{Event as Finalizer, finalizer},
+    },
+};
+use tracing::{info, instrument, warn};
+
+use super::{
+    Context, Error, Result, patch_status, requeue,
+    sync::{self, Synced},
+};
+use crate::{
+    crd::{ApiKey, ApiKeyStatus, DeletionPolicy, ModelHub, conditions},
+    plan,
+};
+
+/// Finalizer guarding the provider-side key.
+pub const FINALIZER: &str = "apikeys.keysmith.dev/cleanup";
+
+/// Entry point for the controller runtime.
+#[instrument(skip(key, ctx), fields(namespace = key.namespace().unwrap_or_default(), name = %key.name_any()))]
+pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, key, |event| async {
+        match event {
+            Finalizer::Apply(key) => apply(key, &ctx, &api).await,
+            Finalizer::Cleanup(key) => cleanup(key, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeue after an error that escaped `apply` (Kubernetes API failures).
+pub fn error_policy(key: Arc<ApiKey>, err: &Error, ctx: Arc<Context>) -> Action {
+    warn!(error = %err, reason = err.reason(), name = %key.name_any(), "ApiKey reconcile failed");
+    let uid = key.uid().unwrap_or_default();
+    requeue(ctx.backoff(&uid, ctx.settings.default_usage_interval))
+}
+
+async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Result<Action> {
+    let before = key.status.clone().unwrap_or_default();
+    let mut status = before.clone();
+    let outcome = sync::sync(&key, ctx, &mut status).await;
+    let now = ctx.now();
+    let generation = key.metadata.generation;
+    let uid = key.uid().unwrap_or_default();
+    status.observed_generation = generation;
+
+    let action = match &outcome {
+        Ok(synced) => {
+            ctx.succeeded(&uid);
+            report_synced(&key, synced, &mut status, &now);
+            requeue(usage_interval(ctx, Some(&synced.hub)))
+        }
+        Err(problem) => {
+            let transient = problem.is_transient();
+            conditions::set(
+                &mut status.conditions,
+                conditions::READY,
+                false,
+                problem.reason(),
+                problem.to_string(),
+                generation,
+                &now,
+            );
+            if transient {
+                conditions::set(
+                    &mut status.conditions,
+                    conditions::RECONCILING,
+                    true,
+                    problem.reason(),
+                    "retrying",
+                    generation,
+                    &now,
+                );
+                conditions::remove(&mut status.conditions, conditions::STALLED);
+            } else {
+                conditions::set(
+                    &mut status.conditions,
+                    conditions::STALLED,
+                    true,
+                    problem.reason(),
+                    problem.to_string(),
+                    generation,
+                    &now,
+                );
+                conditions::remove(&mut status.conditions, conditions::RECONCILING);
+            }
+            requeue(ctx.backoff(&uid, ctx.settings.default_usage_interval))
+        }
+    };
+
+    announce_transitions(&key, ctx, &before, &status).await;
+    // Status is written only when something changed, so a quiet key costs no writes.
+    if status != before {
+        patch_status(api, &key.name_any(), &status).await?;
+    }
+    Ok(action)
+}
+
+fn report_synced(
+    key: &ApiKey,
+    synced: &Synced,
+    status: &mut ApiKeyStatus,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) {
+    let generation = key.metadata.generation;
+    let caps = synced.provider.capabilities();
+    status.effective_limits = Some(plan::effective_limits(key, &synced.hub, &caps));
+    let exceeded = plan::budget_exceeded(key, &synced.hub, &synced.usage);
+    status.usage = Some(synced.usage.clone());
+    match &exceeded {
+        Some(message) => conditions::set(
+            &mut status.conditions,
+            conditions::LIMIT_EXCEEDED,
+            true,
+            "BudgetExceeded",
+            message.clone(),
+            generation,
+            now,
+        ),
+        None => conditions::set(
+            &mut status.conditions,
+            conditions::LIMIT_EXCEEDED,
+            false,
+            "WithinLimits",
+            "usage is within every enforced limit",
+            generation,
+            now,
+        ),
+    }
+    let disabled = key.spec.disabled.unwrap_or(false);
+    let (reason, message) = if disabled {
+        (
+            "KeyDisabled",
+            "the key is disabled at the provider as the spec asks; its Secret is kept",
+        )
+    } else {
+        ("KeyReady", "the Secret holds a key the provider accepts")
+    };
+    // A disabled key does not work, so it is not Ready.
+    conditions::set(
+        &mut status.conditions,
+        conditions::READY,
+        !disabled,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    conditions::remove(&mut status.conditions, conditions::RECONCILING);
+    conditions::remove(&mut status.conditions, conditions::STALLED);
+}
+
+/// Publishes one Event per condition transition (not per reconcile).
+async fn announce_transitions(key: &ApiKey, ctx: &Context, before: &ApiKeyStatus, after: &ApiKeyStatus) {
+    for type_ in [conditions::READY, conditions::LIMIT_EXCEEDED] {
+        let old = conditions::get(&before.conditions, type_);
+        let Some(new) = conditions::get(&after.conditions, type_) else {
+            continue;
+        };
+        let changed = old.is_none_or(|o| o.status != new.status || o.reason != new.reason);
+        if !changed || (type_ == conditions::LIMIT_EXCEEDED && new.status == "False" && old.is_none()) {
+            continue;
+        }
+        let warning = (type_ == conditions::READY && new.status == "False" && new.reason != "KeyDisabled")
+            || (type_ == conditions::LIMIT_EXCEEDED && new.status == "True");
+        ctx.event(key, warning, &new.reason, "Reconcile", new.message.clone())
+            .await;
+    }
+}
+
+fn usage_interval(ctx: &Context, hub: Option<&ModelHub>) -> Duration {
+    let base = hub
+        .and_then(|h| h.spec.usage_refresh_interval.as_deref())
+        .and_then(crate::duration::parse)
+        .unwrap_or(ctx.settings.default_usage_interval);
+    plan::jittered(base.as_secs().max(1), rand::random::<f64>())
+}
+
+async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
+    let policy = key.spec.deletion_policy.unwrap_or_default();
+    let status = key.status.clone().unwrap_or_default();
+    if policy == DeletionPolicy::Orphan || key.spec.import.is_some() {
+        info!(?policy, "leaving the provider key in place");
+        return Ok(Action::await_change());
+    }
+    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+    let hub = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&key.spec.hub_ref.name)
+        .await
+        .map_err(Error::kube("get ModelHub"))?;
+    let provider = match hub {
+        Some(hub) => ctx.providers.client(&ctx.client, &hub, true).await.ok(),
+        None => None,
+    };
+    let Some(provider) = provider else {
+        // Without the hub or its credential nothing can be revoked; holding the finalizer would only
+        // block the namespace. Say so loudly instead.
+        let ids = status.key_id.clone().unwrap_or_else(|| "none".into());
+        ctx.event(
+            &*key,
+            true,
+            "RevokeSkipped",
+            "Delete",
+            format!("hub or credentials missing: provider key {ids} could not be revoked; revoke it at the provider"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    };
+    let uid = key.uid().unwrap_or_default();
+    let mut ids: Vec<String> = status.key_id.iter().cloned().collect();
+    ids.extend(status.rotation.as_ref().and_then(|r| r.previous_key_id.clone()));
+    if status.pending_create.is_some() {
+        // An interrupted create may have left a key only its tag identifies.
+        let listed = provider.list_keys().await.map_err(Error::Revoke)?;
+        ids.extend(
+            listed
+                .into_iter()
+                .filter(|k| plan::tagged_uid(&k.name) == Some(uid.as_str()))
+                .map(|k| k.id),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    for id in &ids {
+        provider.delete_key(id).await.map_err(Error::Revoke)?;
+    }
+    if !ids.is_empty() {
+        ctx.event(
+            &*key,
+            false,
+            "KeyRevoked",
+            "Delete",
+            format!("provider key(s) revoked: {}", ids.join(", ")),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}

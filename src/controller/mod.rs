@@ -1,0 +1,320 @@
+//! The two controllers and what they share: the context, the error type, status writes, Events,
+//! back-off and the provider clients built from each hub.
+
+mod api_key;
+mod failpoint;
+mod model_hub;
+mod providers;
+mod sync;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use serde::Serialize;
+use tracing::{info, warn};
+
+pub use failpoint::failpoint;
+pub use providers::{DefaultProviderFactory, ProviderFactory};
+pub use sync::Problem;
+
+use crate::{
+    crd::{ApiKey, FIELD_MANAGER, ModelHub},
+    plan::{MANAGED_BY, MANAGED_BY_LABEL},
+    provider,
+};
+
+/// Errors that end a reconcile early. Problems the user can fix (a missing hub, a refused
+/// credential) are not errors here: they become conditions and Events instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object has no namespace; both resources are namespaced, so this is a malformed event.
+    #[error("object has no namespace")]
+    MissingNamespace,
+    /// The object has no uid yet.
+    #[error("object has no uid")]
+    MissingUid,
+    /// Reading or writing a Kubernetes object failed.
+    #[error("Kubernetes API call failed: {context}")]
+    Kube {
+        context: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    /// A status could not be serialised.
+    #[error("cannot serialise status")]
+    Serialize(#[source] serde_json::Error),
+    /// Revoking the provider key during deletion failed.
+    #[error("cannot revoke the provider key")]
+    Revoke(#[source] provider::Error),
+    /// The finalizer machinery failed.
+    #[error("finalizer failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// Short label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingNamespace | Self::MissingUid => "MalformedObject",
+            Self::Kube { .. } => "KubernetesApiError",
+            Self::Serialize(_) => "SerializationError",
+            Self::Revoke(e) => e.reason(),
+            Self::Finalizer(_) => "FinalizerError",
+        }
+    }
+
+    pub(crate) fn kube(context: &'static str) -> impl FnOnce(kube::Error) -> Self {
+        move |source| Self::Kube { context, source }
+    }
+}
+
+/// Result of a reconcile step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Operator settings that reconcilers read.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Usage polling interval when a hub does not set one.
+    pub default_usage_interval: Duration,
+    /// Shortest wait after a transient failure; it doubles per failure up to the usage interval.
+    pub error_backoff_base: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            default_usage_interval: Duration::from_secs(300),
+            error_backoff_base: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Builds (and caches, one per hub) provider clients.
+    pub providers: providers::ProviderCache,
+    /// Settings.
+    pub settings: Settings,
+    /// Consecutive failures per object uid, for back-off.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context with the given provider factory.
+    pub fn new(client: Client, factory: Arc<dyn ProviderFactory>, settings: Settings) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: "keysmith".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Arc::new(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            providers: providers::ProviderCache::new(factory),
+            client,
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Current time as a Kubernetes timestamp.
+    pub fn now(&self) -> Time {
+        Time(jiff::Timestamp::now())
+    }
+
+    /// Records a failure for `uid` and returns how long to wait: doubling from the base, capped at
+    /// `cap` (the healthy polling interval), with jitter, so a broken object never polls faster than a
+    /// healthy one does once its back-off has grown.
+    pub fn backoff(&self, uid: &str, cap: Duration) -> Duration {
+        let n = {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let n = failures.entry(uid.to_owned()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        let base = self.settings.error_backoff_base.as_secs_f64() * 2f64.powi(n.min(20) as i32 - 1);
+        let capped = base.min(cap.as_secs_f64()).max(1.0);
+        crate::plan::jittered(capped.round() as u64, rand::random::<f64>())
+    }
+
+    /// Forgets the failures of `uid` after a success.
+    pub fn succeeded(&self, uid: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
+
+    /// Publishes an Event about `obj`; failures to publish are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(truncate(note, 1000)),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(error = %err, reason, "cannot publish Event");
+        }
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// Writes `status` with server-side apply under keysmith's field manager.
+pub(crate) async fn patch_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": serde_json::to_value(status).map_err(Error::Serialize)?,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(Error::kube("patch status"))?;
+    Ok(())
+}
+
+/// Which namespaces the controllers watch.
+#[derive(Clone, Debug, Default)]
+pub enum Scope {
+    /// Every namespace.
+    #[default]
+    All,
+    /// One namespace.
+    Namespace(String),
+}
+
+fn api_in<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match scope {
+        Scope::All => Api::all(client.clone()),
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// Runs both controllers until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: Scope,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let config = kube::runtime::controller::Config::default().concurrency(concurrency);
+
+    let keys = Controller::new(
+        api_in::<ApiKey>(&client, &scope),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(config.clone());
+    let key_store = keys.store();
+    let keys = keys
+        // Only Secrets keysmith labelled, and only their metadata: a cluster's other Secrets are
+        // never cached, and values never sit in the operator's memory beyond a reconcile.
+        .owns(
+            api_in::<k8s_openapi::api::core::v1::Secret>(&client, &scope),
+            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+        )
+        .watches(
+            api_in::<ModelHub>(&client, &scope),
+            watcher::Config::default(),
+            move |hub| {
+                let ns = hub.namespace();
+                let name = hub.name_any();
+                key_store
+                    .state()
+                    .into_iter()
+                    .filter(|k| k.namespace() == ns && k.spec.hub_ref.name == name)
+                    .map(|k| ObjectRef::from_obj(&*k))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stop())
+        .run(api_key::reconcile, api_key::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(err) = res {
+                warn!(error = %err, "ApiKey reconcile failed");
+            }
+        });
+
+    let hubs = Controller::new(
+        api_in::<ModelHub>(&client, &scope),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(config)
+    .graceful_shutdown_on(stop())
+    .run(model_hub::reconcile, model_hub::error_policy, ctx.clone())
+    .for_each(|res| async move {
+        if let Err(err) = res {
+            warn!(error = %err, "ModelHub reconcile failed");
+        }
+    });
+
+    let trigger = async move {
+        shutdown.await;
+        info!("stopping controllers");
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(keys, hubs, trigger);
+}
+
+/// Requeue action after `d`.
+pub(crate) fn requeue(d: Duration) -> Action {
+    Action::requeue(d)
+}

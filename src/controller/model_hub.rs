@@ -1,0 +1,155 @@
+//! ModelHub reconciler: credentials → verify at the provider → capabilities, account figures and key
+//! counts → status. Hubs create nothing at the provider, so they need no finalizer.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use kube::{Api, ResourceExt, api::ListParams, runtime::controller::Action};
+use tracing::{instrument, warn};
+
+use super::{Context, Error, Result, patch_status, providers::HubClientError, requeue};
+use crate::{
+    crd::{AccountStatus, ApiKey, KeyCounts, ModelHub, ModelHubStatus, conditions},
+    plan, provider,
+};
+
+/// How soon a hub waiting for its credentials Secret looks again: Secrets are not watched (that would
+/// mean caching every Secret), so this is how a newly created credential is noticed.
+const CREDENTIALS_POLL: Duration = Duration::from_secs(15);
+
+/// Entry point for the controller runtime.
+#[instrument(skip(hub, ctx), fields(namespace = hub.namespace().unwrap_or_default(), name = %hub.name_any()))]
+pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = hub.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<ModelHub> = Api::namespaced(ctx.client.clone(), &ns);
+    let before = hub.status.clone().unwrap_or_default();
+    let mut status = before.clone();
+    let generation = hub.metadata.generation;
+    let now = ctx.now();
+    let uid = hub.uid().unwrap_or_default();
+    let interval = hub
+        .spec
+        .usage_refresh_interval
+        .as_deref()
+        .and_then(crate::duration::parse)
+        .unwrap_or(ctx.settings.default_usage_interval);
+
+    let action = match check(&hub, &ctx, &ns, &mut status).await {
+        Ok(()) => {
+            ctx.succeeded(&uid);
+            conditions::set(
+                &mut status.conditions,
+                conditions::READY,
+                true,
+                "CredentialsVerified",
+                "the provider accepted the management credential",
+                generation,
+                &now,
+            );
+            requeue(plan::jittered(interval.as_secs().max(1), rand::random::<f64>()))
+        }
+        Err(problem) => {
+            let (reason, message, wait) = match &problem {
+                HubProblem::Client(
+                    e @ (HubClientError::NoCredentialsRef | HubClientError::CredentialsMissing { .. }),
+                ) => ("CredentialsMissing", e.to_string(), CREDENTIALS_POLL),
+                HubProblem::Client(e) => (e.reason(), e.to_string(), ctx.backoff(&uid, interval)),
+                HubProblem::Provider(e) => {
+                    let reason = match e {
+                        provider::Error::Unauthorized { .. } => "Unauthorized",
+                        provider::Error::Forbidden { .. } => "NotAuthorized",
+                        e if e.is_transient() => "ProviderUnreachable",
+                        e => e.reason(),
+                    };
+                    (reason, e.to_string(), ctx.backoff(&uid, interval))
+                }
+            };
+            conditions::set(
+                &mut status.conditions,
+                conditions::READY,
+                false,
+                reason,
+                message,
+                generation,
+                &now,
+            );
+            requeue(wait)
+        }
+    };
+    status.observed_generation = generation;
+
+    let old = conditions::get(&before.conditions, conditions::READY);
+    if let Some(new) = conditions::get(&status.conditions, conditions::READY)
+        && old.is_none_or(|o| o.status != new.status || o.reason != new.reason)
+    {
+        ctx.event(
+            &*hub,
+            new.status != "True",
+            &new.reason,
+            "Verify",
+            new.message.clone(),
+        )
+        .await;
+    }
+    if status != before {
+        patch_status(&api, &hub.name_any(), &status).await?;
+    }
+    Ok(action)
+}
+
+/// Requeue after an error that escaped `reconcile`.
+pub fn error_policy(hub: Arc<ModelHub>, err: &Error, ctx: Arc<Context>) -> Action {
+    warn!(error = %err, reason = err.reason(), name = %hub.name_any(), "ModelHub reconcile failed");
+    requeue(ctx.backoff(
+        &hub.uid().unwrap_or_default(),
+        ctx.settings.default_usage_interval,
+    ))
+}
+
+#[derive(Debug)]
+enum HubProblem {
+    Client(HubClientError),
+    Provider(provider::Error),
+}
+
+async fn check(
+    hub: &ModelHub,
+    ctx: &Arc<Context>,
+    ns: &str,
+    status: &mut ModelHubStatus,
+) -> Result<(), HubProblem> {
+    let client = ctx
+        .providers
+        .client(&ctx.client, hub, true)
+        .await
+        .map_err(HubProblem::Client)?;
+    status.capabilities = Some(client.capabilities());
+    let account = client.verify().await.map_err(HubProblem::Provider)?;
+    status.account = Some(AccountStatus {
+        credits_usd: account.credits_usd,
+        usage_usd: account.usage_usd,
+        credits_remaining_usd: account
+            .credits_usd
+            .zip(account.usage_usd)
+            .map(|(c, u)| ((c - u) * 1000.0).round() / 1000.0),
+    });
+    // Count keys carrying keysmith's tag: held by an ApiKey of this namespace, or orphaned.
+    let keys = client.list_keys().await.map_err(HubProblem::Provider)?;
+    let uids: HashSet<String> = Api::<ApiKey>::namespaced(ctx.client.clone(), ns)
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(|e| HubProblem::Client(HubClientError::Kube(e)))?
+        .items
+        .into_iter()
+        .filter_map(|k| k.metadata.uid)
+        .collect();
+    let mut counts = KeyCounts::default();
+    for key in &keys {
+        match plan::tagged_uid(&key.name) {
+            Some(uid) if uids.contains(uid) => counts.managed += 1,
+            Some(_) => counts.orphaned += 1,
+            None => {}
+        }
+    }
+    status.keys = Some(counts);
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Provider clients built from a hub and its credential, one per hub, so that every ApiKey of a hub
+//! shares that hub's rate limiter.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+
+use crate::{
+    crd::{ModelHub, Provider},
+    provider::{
+        self, DynProvider, SecretValue,
+        http::{HttpConfig, Transport},
+        openrouter::{self, OpenRouterClient},
+    },
+};
+
+/// Builds a provider client for a hub. Tests substitute their own factory.
+pub trait ProviderFactory: Send + Sync {
+    /// A client for `hub`, authenticated with `credential` (absent for import-only use).
+    fn build(&self, hub: &ModelHub, credential: Option<SecretValue>) -> provider::Result<DynProvider>;
+    /// The base URL clients call, when the hub does not set `spec.inferenceEndpoint`.
+    fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str>;
+}
+
+/// The real clients.
+#[derive(Debug, Default)]
+pub struct DefaultProviderFactory;
+
+impl ProviderFactory for DefaultProviderFactory {
+    fn build(&self, hub: &ModelHub, credential: Option<SecretValue>) -> provider::Result<DynProvider> {
+        let mut config = HttpConfig::default();
+        if let Some(limit) = &hub.spec.api_rate_limit {
+            config.requests_per_second = limit.requests_per_second;
+            config.burst = limit.burst.unwrap_or(1);
+        }
+        let transport = Transport::new(config)?;
+        let credential = credential.unwrap_or_else(|| SecretValue::new(""));
+        match hub.spec.provider {
+            Provider::Openrouter => {
+                let endpoint = hub
+                    .spec
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or(openrouter::DEFAULT_ENDPOINT);
+                Ok(Arc::new(OpenRouterClient::new(endpoint, credential, transport)?))
+            }
+            _ => Err(provider::Error::Unsupported(
+                "this provider (not yet implemented in keysmith)",
+            )),
+        }
+    }
+
+    fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
+        match provider {
+            Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
+            _ => None,
+        }
+    }
+}
+
+/// Why a hub's client could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum HubClientError {
+    /// `spec.credentialsRef` is not set.
+    #[error("spec.credentialsRef is not set")]
+    NoCredentialsRef,
+    /// The credentials Secret or its key is missing.
+    #[error("Secret {name:?} has no data key {key:?} (or does not exist)")]
+    CredentialsMissing { name: String, key: String },
+    /// Reading the Secret failed.
+    #[error("cannot read the credentials Secret")]
+    Kube(#[source] kube::Error),
+    /// The client could not be built.
+    #[error(transparent)]
+    Provider(provider::Error),
+}
+
+impl HubClientError {
+    /// Condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NoCredentialsRef | Self::CredentialsMissing { .. } => "CredentialsMissing",
+            Self::Kube(_) => "KubernetesApiError",
+            Self::Provider(e) => e.reason(),
+        }
+    }
+
+    /// Whether a retry may help without a change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Kube(_))
+    }
+}
+
+/// What a cached client was built from: the hub's generation and the credential's fingerprint.
+type ClientInputs = (Option<i64>, Option<String>);
+
+/// Cache of clients per hub, keyed by the hub's uid and rebuilt when the hub's spec or credential
+/// changes.
+pub struct ProviderCache {
+    factory: Arc<dyn ProviderFactory>,
+    clients: Mutex<HashMap<String, (ClientInputs, DynProvider)>>,
+}
+
+impl ProviderCache {
+    pub(crate) fn new(factory: Arc<dyn ProviderFactory>) -> Self {
+        Self {
+            factory,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The factory's default inference URL for a provider.
+    pub fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
+        self.factory.default_inference_endpoint(provider)
+    }
+
+    /// The client of `hub`. With `require_credential` false a missing credential is tolerated (imports
+    /// only need the key itself).
+    pub async fn client(
+        &self,
+        kube: &Client,
+        hub: &ModelHub,
+        require_credential: bool,
+    ) -> Result<DynProvider, HubClientError> {
+        let credential = match read_credential(kube, hub).await {
+            Ok(c) => Some(c),
+            Err(HubClientError::NoCredentialsRef | HubClientError::CredentialsMissing { .. })
+                if !require_credential =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        // The generation and the credential decide the client; status writes (which change the
+        // resourceVersion) must not throw away the hub's rate limiter.
+        let inputs = (
+            hub.metadata.generation,
+            credential.as_ref().map(SecretValue::fingerprint),
+        );
+        let uid = hub.uid().unwrap_or_else(|| hub.name_any());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((have, client)) = clients.get(&uid)
+            && *have == inputs
+        {
+            return Ok(client.clone());
+        }
+        let client = self
+            .factory
+            .build(hub, credential)
+            .map_err(HubClientError::Provider)?;
+        clients.insert(uid, (inputs, client.clone()));
+        Ok(client)
+    }
+}
+
+async fn read_credential(kube: &Client, hub: &ModelHub) -> Result<SecretValue, HubClientError> {
+    let reference = hub
+        .spec
+        .credentials_ref
+        .as_ref()
+        .ok_or(HubClientError::NoCredentialsRef)?;
+    let ns = hub.namespace().unwrap_or_default();
+    let secret = Api::<Secret>::namespaced(kube.clone(), &ns)
+        .get_opt(&reference.name)
+        .await
+        .map_err(HubClientError::Kube)?;
+    let missing = || HubClientError::CredentialsMissing {
+        name: reference.name.clone(),
+        key: reference.key.clone(),
+    };
+    let bytes = secret
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove(&reference.key))
+        .ok_or_else(missing)?;
+    let text = String::from_utf8(bytes.0).map_err(|_| missing())?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(missing());
+    }
+    Ok(SecretValue::new(text))
+}

@@ -1,0 +1,19 @@
+//! keysmith: a Kubernetes operator that declares the API keys of AI model providers as resources,
+//! creates and limits them at the provider, delivers them as Secrets and reports spend and limits.
+//!
+//! The binary in `main.rs` only parses flags and hands over to this library, so integration tests
+//! drive the same code paths users run.
+
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod duration;
+pub mod error;
+pub mod plan;
+pub mod provider;
+pub mod run;
+pub mod server;
+pub mod simulator;
+pub mod telemetry;
+
+pub use error::{Error, Result};

@@ -1,0 +1,56 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use keysmith::{
+    cli::{Cli, Command, SimulateArgs, SimulatedProvider},
+    crd, run,
+    simulator::{self, clock::Clock, openrouter::OpenRouterSim},
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = telemetry::init(&cli.log_level, cli.log_format) {
+        eprintln!("keysmith: {}", error_chain(&err));
+        return ExitCode::FAILURE;
+    }
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Run(args) => match run::shutdown_signal() {
+            Ok(shutdown) => run::run(args, shutdown).await.map_err(Into::into),
+            Err(err) => Err(err.into()),
+        },
+        Command::Crds => crd::crds_yaml().map(|yaml| print!("{yaml}")).map_err(Into::into),
+        Command::Simulate(args) => simulate(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %error_chain(err.as_ref()), "keysmith stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let shutdown = run::shutdown_signal()?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let router = match args.provider {
+        SimulatedProvider::Openrouter => OpenRouterSim::new([args.management_key], Clock::new()).router(),
+    };
+    tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
+    simulator::serve(listener, router, shutdown).await?;
+    Ok(())
+}
+
+/// Renders an error with its sources, `outer: inner: root`, so one log line tells the whole story.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

@@ -1,0 +1,356 @@
+//! Pure decisions: names, tags, the desired Secret, the desired provider settings, usage windows and
+//! effective limits. Nothing here performs I/O, so every branch is unit-tested without a cluster.
+
+use std::collections::BTreeMap;
+
+use jiff::{Timestamp, ToSpan, civil::Weekday, tz::TimeZone};
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{Resource, ResourceExt, api::ObjectMeta};
+
+use crate::{
+    crd::{
+        ApiKey, BudgetReset, Capabilities, EffectiveBudget, EffectiveLimits, EffectiveModelLimit,
+        EffectiveRate, EffectiveValue, LimitSource, ModelHub, Usage,
+    },
+    provider::{KeyRecord, KeySettings, KeyUsage, SecretValue},
+};
+
+/// Label on every Secret keysmith writes; the Secret watch selects on it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY: &str = "keysmith";
+/// Label naming the ApiKey a Secret belongs to.
+pub const APIKEY_LABEL: &str = "keysmith.dev/apikey";
+/// Annotation on the Secret: the provider id of the key it holds. It is what lets a restarted
+/// controller adopt a key whose Secret was written but whose status was not.
+pub const KEY_ID_ANNOTATION: &str = "keysmith.dev/key-id";
+/// Annotation on the Secret: the fingerprint of the key it holds.
+pub const FINGERPRINT_ANNOTATION: &str = "keysmith.dev/fingerprint";
+/// Prefix of the tag keysmith puts in provider-side key names.
+pub const TAG_PREFIX: &str = "ks:";
+
+/// Default data key for the key value.
+pub const DEFAULT_API_KEY_DATA_KEY: &str = "apiKey";
+/// Default data key for the inference base URL.
+pub const DEFAULT_BASE_URL_DATA_KEY: &str = "baseUrl";
+
+/// The tag for one create attempt: `ks:<apikey uid>/<nonce>`. The uid finds every key an ApiKey ever
+/// made (even after a crash lost the provider's answer); the nonce tells attempts apart.
+pub fn attempt_tag(uid: &str, nonce: &str) -> String {
+    format!("{TAG_PREFIX}{uid}/{nonce}")
+}
+
+/// The uid part of a provider-side name carrying keysmith's tag, if any.
+pub fn tagged_uid(provider_name: &str) -> Option<&str> {
+    let start = provider_name.rfind(&format!("[{TAG_PREFIX}"))? + 1 + TAG_PREFIX.len();
+    let rest = &provider_name[start..];
+    let end = rest.find('/')?;
+    rest.ends_with(']').then(|| &rest[..end])
+}
+
+/// Name at the provider: the display name followed by the attempt tag.
+pub fn provider_key_name(display_name: &str, tag: &str) -> String {
+    format!("{display_name} [{tag}]")
+}
+
+/// The tag inside a provider-side name, if any.
+pub fn name_tag(provider_name: &str) -> Option<&str> {
+    let start = provider_name.rfind(&format!("[{TAG_PREFIX}"))? + 1;
+    provider_name[start..].strip_suffix(']')
+}
+
+/// The display name: the spec's, else `<namespace>/<name>`.
+pub fn display_name(key: &ApiKey) -> String {
+    key.spec
+        .display_name
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", key.namespace().unwrap_or_default(), key.name_any()))
+}
+
+/// Name of the target Secret.
+pub fn secret_name(key: &ApiKey) -> String {
+    key.spec
+        .secret
+        .as_ref()
+        .and_then(|s| s.name.clone())
+        .unwrap_or_else(|| key.name_any())
+}
+
+/// Data key names of the target Secret: (value, base URL).
+pub fn secret_data_keys(key: &ApiKey) -> (String, String) {
+    let keys = key.spec.secret.as_ref().and_then(|s| s.keys.as_ref());
+    (
+        keys.and_then(|k| k.api_key.clone())
+            .unwrap_or_else(|| DEFAULT_API_KEY_DATA_KEY.to_owned()),
+        keys.and_then(|k| k.base_url.clone())
+            .unwrap_or_else(|| DEFAULT_BASE_URL_DATA_KEY.to_owned()),
+    )
+}
+
+/// Whether `secret` belongs to `key` (owned through a controller reference with the key's uid).
+pub fn secret_owned_by(secret: &Secret, key: &ApiKey) -> bool {
+    let uid = key.uid();
+    secret
+        .owner_references()
+        .iter()
+        .any(|r| r.controller == Some(true) && Some(&r.uid) == uid.as_ref() && r.kind == "ApiKey")
+}
+
+/// The key value held in an owned Secret, if any.
+pub fn secret_value(secret: &Secret, key: &ApiKey) -> Option<SecretValue> {
+    let (data_key, _) = secret_data_keys(key);
+    let bytes = secret.data.as_ref()?.get(&data_key)?;
+    let text = std::str::from_utf8(&bytes.0).ok()?;
+    (!text.is_empty()).then(|| SecretValue::new(text))
+}
+
+/// The provider key id recorded on a Secret.
+pub fn secret_key_id(secret: &Secret) -> Option<&str> {
+    secret.annotations().get(KEY_ID_ANNOTATION).map(String::as_str)
+}
+
+/// The Secret keysmith wants for `key`, holding `value` of provider key `key_id`.
+pub fn desired_secret(key: &ApiKey, value: &SecretValue, key_id: Option<&str>, base_url: &str) -> Secret {
+    let (value_key, url_key) = secret_data_keys(key);
+    let spec = key.spec.secret.clone().unwrap_or_default();
+    let mut labels = spec.labels;
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+    labels.insert(APIKEY_LABEL.into(), key.name_any());
+    let mut annotations = spec.annotations;
+    annotations.insert(FINGERPRINT_ANNOTATION.into(), value.fingerprint());
+    if let Some(id) = key_id {
+        annotations.insert(KEY_ID_ANNOTATION.into(), id.to_owned());
+    }
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name(key)),
+            namespace: key.namespace(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: key.controller_owner_ref(&()).map(|r| vec![r]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([
+            (value_key, ByteString(value.expose().as_bytes().to_vec())),
+            (url_key, ByteString(base_url.as_bytes().to_vec())),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// Effective budget: the key's, else the hub default; `None` when neither sets one.
+fn effective_budget(key: &ApiKey, hub: &ModelHub) -> Option<(crate::crd::Budget, LimitSource)> {
+    if let Some(b) = &key.spec.budget {
+        return Some((b.clone(), LimitSource::Spec));
+    }
+    hub.spec
+        .defaults
+        .as_ref()?
+        .budget
+        .clone()
+        .map(|b| (b, LimitSource::HubDefault))
+}
+
+/// The settings the provider should hold for `key`. `onLimitExceeded: UseAnyway` leaves the budget
+/// out at the provider so the key keeps working; keysmith still reports the overrun.
+pub fn desired_settings(key: &ApiKey, hub: &ModelHub, tag: &str) -> KeySettings {
+    let budget = effective_budget(key, hub).map(|(b, _)| b);
+    let enforce = key.spec.on_limit_exceeded.unwrap_or_default() == crate::crd::OnLimitExceeded::Reject;
+    let limit_reset = budget
+        .as_ref()
+        .and_then(|b| b.reset)
+        .filter(|r| *r != BudgetReset::Never);
+    KeySettings {
+        name: provider_key_name(&display_name(key), tag),
+        disabled: key.spec.disabled.unwrap_or(false),
+        limit_usd: budget.as_ref().filter(|_| enforce).map(|b| b.limit_usd),
+        limit_reset: if enforce { limit_reset } else { None },
+        include_byok: budget.as_ref().and_then(|b| b.include_byok).unwrap_or(false),
+        expires_at: key.spec.expires_at.as_deref().and_then(|t| t.parse().ok()),
+    }
+}
+
+/// What must happen to an existing provider key to match the desired settings.
+#[derive(Debug, PartialEq)]
+pub enum KeyChange {
+    /// Nothing.
+    None,
+    /// Patch in place.
+    Update,
+    /// The key must be re-issued (a field the provider cannot change in place differs).
+    Reissue,
+}
+
+/// Compares a provider record with the desired settings. Expiry cannot be changed in place at
+/// OpenRouter, so a different expiry means a new key.
+pub fn key_change(record: &KeyRecord, desired: &KeySettings) -> KeyChange {
+    let have = &record.settings;
+    if have.expires_at != desired.expires_at {
+        return KeyChange::Reissue;
+    }
+    let same_limit = match (have.limit_usd, desired.limit_usd) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+        (None, None) => true,
+        _ => false,
+    };
+    if have.name != desired.name
+        || have.disabled != desired.disabled
+        || !same_limit
+        || have.limit_reset != desired.limit_reset
+        || have.include_byok != desired.include_byok
+    {
+        KeyChange::Update
+    } else {
+        KeyChange::None
+    }
+}
+
+/// Start of the next window after `now`, in UTC: midnight, Monday midnight, or the 1st of the month.
+pub fn next_window_reset(reset: BudgetReset, now: Timestamp) -> Option<Timestamp> {
+    let today = now.to_zoned(TimeZone::UTC).date();
+    let next = match reset {
+        BudgetReset::Daily => today.tomorrow().ok()?,
+        BudgetReset::Weekly => today.nth_weekday(1, Weekday::Monday).ok()?,
+        BudgetReset::Monthly => today.first_of_month().checked_add(1.month()).ok()?,
+        BudgetReset::Never => return None,
+    };
+    next.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp())
+}
+
+/// Rounds money to a tenth of a cent so float noise never causes a status write.
+fn money(v: Option<f64>) -> Option<f64> {
+    v.map(|x| (x * 1000.0).round() / 1000.0)
+}
+
+/// Usage for the status, from the provider's figures and the budget in force.
+pub fn usage_status(usage: &KeyUsage, budget_reset: Option<BudgetReset>, now: Timestamp) -> Usage {
+    let current = match budget_reset {
+        Some(BudgetReset::Daily) => usage.daily_usd,
+        Some(BudgetReset::Weekly) => usage.weekly_usd,
+        Some(BudgetReset::Monthly) => usage.monthly_usd,
+        Some(BudgetReset::Never) | None => usage.total_usd,
+    };
+    Usage {
+        total_usd: money(usage.total_usd),
+        daily_usd: money(usage.daily_usd),
+        weekly_usd: money(usage.weekly_usd),
+        monthly_usd: money(usage.monthly_usd),
+        current_usd: money(current),
+        remaining_usd: money(usage.remaining_usd),
+        window_resets_at: budget_reset
+            .and_then(|r| next_window_reset(r, now))
+            .map(|t| t.to_string()),
+        ..Default::default()
+    }
+}
+
+/// Each limit in force for `key`, where it comes from and who enforces it.
+pub fn effective_limits(key: &ApiKey, hub: &ModelHub, caps: &Capabilities) -> EffectiveLimits {
+    let defaults = hub.spec.defaults.as_ref();
+    let mut out = EffectiveLimits::default();
+    if let Some((b, source)) = effective_budget(key, hub) {
+        out.budget = Some(EffectiveBudget {
+            limit_usd: b.limit_usd,
+            reset: b.reset.unwrap_or(BudgetReset::Never),
+            include_byok: b.include_byok.unwrap_or(false),
+            source,
+            enforcement: caps.budget,
+        });
+    }
+    let rate = key
+        .spec
+        .rate_limit
+        .clone()
+        .map(|r| (r, LimitSource::Spec))
+        .or_else(|| {
+            defaults
+                .and_then(|d| d.rate_limit.clone())
+                .map(|r| (r, LimitSource::HubDefault))
+        });
+    out.rate_limit = rate.map(|(r, source)| EffectiveRate {
+        requests: r.requests,
+        interval_seconds: r.interval_seconds,
+        source,
+        enforcement: caps.rate_limits,
+    });
+    let pick = |own: Option<u64>, def: Option<u64>| -> Option<EffectiveValue> {
+        own.map(|v| (v, LimitSource::Spec))
+            .or(def.map(|v| (v, LimitSource::HubDefault)))
+            .map(|(value, source)| EffectiveValue {
+                value,
+                source,
+                enforcement: caps.rate_limits,
+            })
+    };
+    let own = key.spec.limits.clone().unwrap_or_default();
+    let def = defaults.and_then(|d| d.limits.clone()).unwrap_or_default();
+    out.requests_per_minute = pick(own.requests_per_minute, def.requests_per_minute);
+    out.requests_per_day = pick(own.requests_per_day, def.requests_per_day);
+    out.tokens_per_minute = pick(own.tokens_per_minute, def.tokens_per_minute);
+    out.tokens_per_day = pick(own.tokens_per_day, def.tokens_per_day);
+    let (models, source) = if key.spec.model_limits.is_empty() {
+        (
+            defaults.map(|d| d.model_limits.clone()).unwrap_or_default(),
+            LimitSource::HubDefault,
+        )
+    } else {
+        (key.spec.model_limits.clone(), LimitSource::Spec)
+    };
+    out.model_limits = models
+        .into_iter()
+        .map(|m| EffectiveModelLimit {
+            model: m.model,
+            requests_per_minute: m.requests_per_minute,
+            requests_per_day: m.requests_per_day,
+            tokens_per_minute: m.tokens_per_minute,
+            tokens_per_day: m.tokens_per_day,
+            source,
+            enforcement: caps.model_limits,
+        })
+        .collect();
+    let req_own = key.spec.request_limits.clone().unwrap_or_default();
+    let req_def = defaults
+        .and_then(|d| d.request_limits.clone())
+        .unwrap_or_default();
+    let pick_req = |own: Option<u64>, def: Option<u64>| {
+        own.map(|v| (v, LimitSource::Spec))
+            .or(def.map(|v| (v, LimitSource::HubDefault)))
+            .filter(|(v, _)| *v > 0)
+            .map(|(value, source)| EffectiveValue {
+                value,
+                source,
+                enforcement: caps.request_limits,
+            })
+    };
+    out.max_input_tokens = pick_req(req_own.max_input_tokens, req_def.max_input_tokens);
+    out.max_output_tokens = pick_req(req_own.max_output_tokens, req_def.max_output_tokens);
+    out
+}
+
+/// Whether Reject-mode enforcement applies to the budget in force.
+pub fn budget_reset_in_force(key: &ApiKey, hub: &ModelHub) -> Option<BudgetReset> {
+    effective_budget(key, hub).map(|(b, _)| b.reset.unwrap_or(BudgetReset::Never))
+}
+
+/// Operator-enforced summary: whether usage has reached the budget in force.
+pub fn budget_exceeded(key: &ApiKey, hub: &ModelHub, usage: &Usage) -> Option<String> {
+    let (budget, _) = effective_budget(key, hub)?;
+    let spent = usage.current_usd?;
+    (spent >= budget.limit_usd).then(|| {
+        format!(
+            "spend {spent:.3} USD reached the budget of {:.3} USD",
+            budget.limit_usd
+        )
+    })
+}
+
+/// Jitters `secs` by ±10% so that many keys created together do not poll together.
+pub fn jittered(secs: u64, unit: f64) -> std::time::Duration {
+    let factor = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
+    std::time::Duration::from_secs_f64(secs as f64 * factor)
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,222 @@
+use super::*;
+use crate::crd::{ApiKeySpec, Enforcement, ModelHubSpec, OnLimitExceeded};
+
+fn key(spec: serde_json::Value) -> ApiKey {
+    let mut base = serde_json::json!({"hubRef": {"name": "hub"}});
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), spec.as_object()) {
+        base.extend(extra.clone());
+    }
+    let spec: ApiKeySpec = serde_json::from_value(base).unwrap();
+    let mut k = ApiKey::new("app", spec);
+    k.metadata.namespace = Some("team-a".into());
+    k.metadata.uid = Some("0b5c-uid".into());
+    k
+}
+
+fn hub(defaults: serde_json::Value) -> ModelHub {
+    let mut spec: ModelHubSpec =
+        serde_json::from_value(serde_json::json!({"provider": "openrouter"})).unwrap();
+    spec.defaults = serde_json::from_value(defaults).unwrap();
+    ModelHub::new("hub", spec)
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+#[test]
+fn tags_round_trip_through_provider_names() {
+    let tag = attempt_tag("0b5c-uid", "n1");
+    let name = provider_key_name("team-a/app", &tag);
+    assert_eq!(name, "team-a/app [ks:0b5c-uid/n1]");
+    assert_eq!(tagged_uid(&name), Some("0b5c-uid"));
+    assert_eq!(name_tag(&name), Some("ks:0b5c-uid/n1"));
+    assert_eq!(tagged_uid("someone else's key"), None);
+    assert_eq!(tagged_uid("[ks:broken"), None);
+}
+
+#[test]
+fn display_and_secret_names_default_to_the_object() {
+    let k = key(serde_json::json!({}));
+    assert_eq!(display_name(&k), "team-a/app");
+    assert_eq!(secret_name(&k), "app");
+    assert_eq!(secret_data_keys(&k), ("apiKey".into(), "baseUrl".into()));
+    let k = key(
+        serde_json::json!({"displayName": "svc", "secret": {"name": "s", "keys": {"apiKey": "OPENAI_API_KEY"}}}),
+    );
+    assert_eq!(display_name(&k), "svc");
+    assert_eq!(secret_name(&k), "s");
+    assert_eq!(secret_data_keys(&k).0, "OPENAI_API_KEY");
+}
+
+#[test]
+fn desired_secret_is_owned_labelled_and_holds_value_and_base_url() {
+    let k = key(serde_json::json!({"secret": {"labels": {"team": "a"}}}));
+    let value = SecretValue::new("sk-test");
+    let s = desired_secret(&k, &value, Some("hash1"), "https://example.test/v1");
+    assert!(secret_owned_by(&s, &k));
+    assert_eq!(
+        s.labels().get(MANAGED_BY_LABEL).map(String::as_str),
+        Some("keysmith")
+    );
+    assert_eq!(s.labels().get("team").map(String::as_str), Some("a"));
+    assert_eq!(secret_key_id(&s), Some("hash1"));
+    assert_eq!(secret_value(&s, &k), Some(value.clone()));
+    assert_eq!(s.data.as_ref().unwrap()["baseUrl"].0, b"https://example.test/v1");
+    assert_eq!(s.annotations()[FINGERPRINT_ANNOTATION], value.fingerprint());
+}
+
+#[test]
+fn a_secret_without_our_controller_reference_is_not_ours() {
+    let k = key(serde_json::json!({}));
+    let mut s = desired_secret(&k, &SecretValue::new("v"), None, "u");
+    s.metadata.owner_references = None;
+    assert!(!secret_owned_by(&s, &k));
+}
+
+#[test]
+fn desired_settings_follow_spec_then_hub_defaults() {
+    let h = hub(serde_json::json!({"budget": {"limitUsd": 5.0, "reset": "Daily"}}));
+    let k = key(serde_json::json!({}));
+    let s = desired_settings(&k, &h, "ks:u/1");
+    assert_eq!(s.limit_usd, Some(5.0));
+    assert_eq!(s.limit_reset, Some(BudgetReset::Daily));
+    let k = key(
+        serde_json::json!({"budget": {"limitUsd": 50.0, "reset": "Never", "includeByok": true}, "disabled": true}),
+    );
+    let s = desired_settings(&k, &h, "ks:u/1");
+    assert_eq!(s.limit_usd, Some(50.0));
+    assert_eq!(s.limit_reset, None);
+    assert!(s.include_byok && s.disabled);
+}
+
+#[test]
+fn use_anyway_keeps_the_budget_off_the_provider() {
+    let mut k = key(serde_json::json!({"budget": {"limitUsd": 1.0, "reset": "Monthly"}}));
+    k.spec.on_limit_exceeded = Some(OnLimitExceeded::UseAnyway);
+    let s = desired_settings(&k, &hub(serde_json::json!(null)), "t");
+    assert_eq!((s.limit_usd, s.limit_reset), (None, None));
+}
+
+#[test]
+fn key_change_detects_updates_and_reissues() {
+    let k = key(serde_json::json!({"budget": {"limitUsd": 10.0}}));
+    let desired = desired_settings(&k, &hub(serde_json::json!(null)), "t");
+    let mut record = KeyRecord {
+        id: "h".into(),
+        name: desired.name.clone(),
+        label: None,
+        settings: desired.clone(),
+        usage: KeyUsage::default(),
+    };
+    assert_eq!(key_change(&record, &desired), KeyChange::None);
+    record.settings.limit_usd = Some(9.0);
+    assert_eq!(key_change(&record, &desired), KeyChange::Update);
+    record.settings.expires_at = Some(ts("2030-01-01T00:00:00Z"));
+    assert_eq!(key_change(&record, &desired), KeyChange::Reissue);
+}
+
+#[test]
+fn windows_reset_at_utc_midnight_monday_and_first_of_month() {
+    let now = ts("2026-11-22T15:00:00Z"); // a Sunday
+    assert_eq!(
+        next_window_reset(BudgetReset::Daily, now),
+        Some(ts("2026-11-23T00:00:00Z"))
+    );
+    assert_eq!(
+        next_window_reset(BudgetReset::Weekly, now),
+        Some(ts("2026-11-23T00:00:00Z"))
+    );
+    assert_eq!(
+        next_window_reset(BudgetReset::Monthly, now),
+        Some(ts("2026-12-01T00:00:00Z"))
+    );
+    assert_eq!(next_window_reset(BudgetReset::Never, now), None);
+    let monday = ts("2026-11-23T00:00:00Z");
+    assert_eq!(
+        next_window_reset(BudgetReset::Weekly, monday),
+        Some(ts("2026-11-30T00:00:00Z"))
+    );
+    let dec = ts("2026-12-31T23:59:59Z");
+    assert_eq!(
+        next_window_reset(BudgetReset::Monthly, dec),
+        Some(ts("2027-01-01T00:00:00Z"))
+    );
+}
+
+#[test]
+fn usage_status_reports_the_budget_window_and_rounds_float_noise() {
+    let usage = KeyUsage {
+        total_usd: Some(10.000_000_1),
+        daily_usd: Some(1.0),
+        weekly_usd: Some(2.0),
+        monthly_usd: Some(3.0),
+        remaining_usd: Some(7.0),
+    };
+    let u = usage_status(&usage, Some(BudgetReset::Monthly), ts("2026-11-22T15:00:00Z"));
+    assert_eq!(u.current_usd, Some(3.0));
+    assert_eq!(u.total_usd, Some(10.0));
+    assert_eq!(u.window_resets_at.as_deref(), Some("2026-12-01T00:00:00Z"));
+}
+
+#[test]
+fn effective_limits_name_their_source_and_enforcement() {
+    let h = hub(
+        serde_json::json!({"limits": {"requestsPerMinute": 20}, "requestLimits": {"maxOutputTokens": 0}}),
+    );
+    let k = key(
+        serde_json::json!({"budget": {"limitUsd": 3.0}, "limits": {"tokensPerDay": 1000}, "requestLimits": {"maxInputTokens": 4096}}),
+    );
+    let caps = Capabilities {
+        budget: Enforcement::Provider,
+        rate_limits: Enforcement::Advisory,
+        model_limits: Enforcement::Advisory,
+        request_limits: Enforcement::Advisory,
+        expiry: Enforcement::Provider,
+        disable: Enforcement::Provider,
+        rename: Enforcement::Provider,
+        usage: Enforcement::Provider,
+        provisioning: Enforcement::Provider,
+        rotation: Enforcement::Operator,
+    };
+    let e = effective_limits(&k, &h, &caps);
+    let budget = e.budget.unwrap();
+    assert_eq!(
+        (budget.limit_usd, budget.source, budget.enforcement),
+        (3.0, LimitSource::Spec, Enforcement::Provider)
+    );
+    let rpm = e.requests_per_minute.unwrap();
+    assert_eq!(
+        (rpm.value, rpm.source, rpm.enforcement),
+        (20, LimitSource::HubDefault, Enforcement::Advisory)
+    );
+    assert_eq!(e.tokens_per_day.unwrap().source, LimitSource::Spec);
+    assert_eq!(e.max_input_tokens.unwrap().value, 4096);
+    assert!(e.max_output_tokens.is_none(), "0 means unlimited");
+}
+
+#[test]
+fn budget_exceeded_names_the_limit() {
+    let k = key(serde_json::json!({"budget": {"limitUsd": 2.0, "reset": "Daily"}}));
+    let h = hub(serde_json::json!(null));
+    let under = Usage {
+        current_usd: Some(1.0),
+        ..Default::default()
+    };
+    let over = Usage {
+        current_usd: Some(2.5),
+        ..Default::default()
+    };
+    assert_eq!(budget_exceeded(&k, &h, &under), None);
+    assert!(
+        budget_exceeded(&k, &h, &over)
+            .unwrap()
+            .contains("budget of 2.000 USD")
+    );
+}
+
+#[test]
+fn jitter_stays_within_ten_percent() {
+    assert_eq!(jittered(100, 0.0).as_secs(), 90);
+    assert_eq!(jittered(100, 1.0).as_secs(), 110);
+}

@@ -1,0 +1,790 @@
+//! The HTTP transport every provider client shares: TLS without a system CA bundle, one rate limiter
+//! per hub, bounded response bodies, retries with capped exponential backoff and full jitter, and
+//! `Retry-After` honoured for the whole hub.
+//!
+//! Provider modules build requests and decode successful bodies; everything about *how* a call is
+//! made (pacing, retrying, mapping statuses to [`Error`]) lives here so every provider behaves the
+//! same way toward its API (DESIGN.md §2.6).
+//!
+//! Nothing here logs or returns headers or bodies: a provider may echo a key back in either, so error
+//! messages are reduced to the provider's own message, passed through [`sanitize`].
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use jiff::Timestamp;
+use reqwest::{
+    StatusCode,
+    header::{CONTENT_LENGTH, HeaderMap, RETRY_AFTER},
+};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, debug_span};
+
+use super::{Error, Result};
+
+/// The `retry-after-ms` header: sub-second waits, read before `Retry-After` (as OpenRouter's SDK does).
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
+/// Longest provider message kept in an error, in characters.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// Longest hub-wide pause a `Retry-After` can impose; calls fail fast during it anyway.
+const MAX_PAUSE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Most of an error body read to find the provider's message; the rest is dropped unread.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// How the transport talks to one provider account (one hub).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpConfig {
+    /// Limit on one attempt, from connecting to the last body byte.
+    pub timeout: Duration,
+    /// Limit on establishing a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Largest response body accepted; larger ones fail with [`Error::TooLarge`].
+    pub max_response_bytes: usize,
+    /// Retries after the first attempt, for failures that may pass.
+    pub max_retries: u32,
+    /// First backoff ceiling; it doubles with each retry.
+    pub backoff_base: Duration,
+    /// Largest backoff ceiling.
+    pub backoff_cap: Duration,
+    /// Longest `Retry-After` the transport waits out within one call. A longer one fails the call at
+    /// once with [`Error::RateLimited`] so the controller requeues instead of parking a worker.
+    pub max_retry_after: Duration,
+    /// Sustained request rate toward the provider, retries included.
+    pub requests_per_second: f64,
+    /// Requests that may go out back to back before the rate applies.
+    pub burst: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            max_response_bytes: 4 * 1024 * 1024,
+            max_retries: 4,
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(30),
+            requests_per_second: 5.0,
+            burst: 5,
+        }
+    }
+}
+
+/// Reads a provider's error message out of an error body (for OpenRouter, `error.message`).
+pub type MessageExtractor = fn(&[u8]) -> Option<String>;
+
+/// How one call may be retried and how its errors read.
+#[derive(Clone, Copy, Debug)]
+pub struct Call {
+    idempotent: bool,
+    message: MessageExtractor,
+}
+
+impl Call {
+    /// A call that may be repeated safely, so every transient failure is retried.
+    pub fn idempotent(message: MessageExtractor) -> Self {
+        Self {
+            idempotent: true,
+            message,
+        }
+    }
+
+    /// A call that must not happen twice (e.g. minting a key). It is retried only when the provider
+    /// answered 429 or 5xx, or when no connection was ever made; a connection that fails after the
+    /// request may have gone out returns [`Error::Unreachable`] or [`Error::Timeout`] at once, since
+    /// the provider may have acted on it and a retry could mint a duplicate.
+    pub fn non_idempotent(message: MessageExtractor) -> Self {
+        Self {
+            idempotent: false,
+            message,
+        }
+    }
+}
+
+/// A successful (2xx) response, with its whole body.
+pub struct Response {
+    /// The status (always 2xx).
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// The raw body. It may hold key values (e.g. a create response), so it must not be logged.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Decodes the body as JSON. Errors name where decoding failed, never the offending text, since
+    /// serde's messages quote values and a body may hold a key.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|err| decode_error(&err))
+    }
+}
+
+// Only the shape: the body may hold a key value.
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// A JSON decoding failure described without quoting the input.
+pub fn decode_error(err: &serde_json::Error) -> Error {
+    let kind = match err.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "malformed JSON",
+        serde_json::error::Category::Data => "JSON of an unexpected shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    Error::Decode(format!("{kind} at line {} column {}", err.line(), err.column()))
+}
+
+/// The shared HTTP transport of one hub. Cheap to clone; clones share the connection pool, the rate
+/// limiter and any pause a 429 imposed.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    config: HttpConfig,
+    bucket: TokenBucket,
+    /// Until when the provider asked the hub (not just one call) to stay away.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A transport with its own connection pool and rate limiter.
+    pub fn new(config: HttpConfig) -> Result<Self> {
+        if !(config.requests_per_second.is_finite() && config.requests_per_second > 0.0) {
+            return Err(Error::Config(
+                "requests per second must be a positive number".into(),
+            ));
+        }
+        // An explicit provider and a bundled root store: the distroless image has no CA files, and
+        // nothing has to install a process-wide default crypto provider first.
+        let roots: rustls::RootCertStore = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+        let tls =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|err| Error::Config(format!("TLS setup failed: {err}")))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .http1_only()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("keysmith/", env!("CARGO_PKG_VERSION")))
+            // A redirect would carry the credential to wherever it points; management APIs do not
+            // redirect, so one is reported instead of followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|err| Error::Config(format!("HTTP client setup failed: {err}")))?;
+        let bucket = TokenBucket::new(config.requests_per_second, config.burst);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                bucket,
+                paused_until: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &HttpConfig {
+        &self.inner.config
+    }
+
+    /// Makes a call, retrying as `call` allows. `build` is invoked once per attempt. Returns the
+    /// response for a 2xx status and the matching [`Error`] for anything else.
+    pub async fn send<F>(&self, call: Call, build: F) -> Result<Response>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        // Method and path only: query values and headers may carry identifiers or credentials.
+        let (method, path) = match build(&self.inner.client).build() {
+            Ok(request) => (request.method().to_string(), request.url().path().to_owned()),
+            Err(_) => return Err(build_error()),
+        };
+        let span = debug_span!("provider_call", %method, %path);
+        self.send_attempts(call, &build).instrument(span).await
+    }
+
+    async fn send_attempts<F>(&self, call: Call, build: &F) -> Result<Response>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let config = &self.inner.config;
+        let mut retry = 0u32;
+        loop {
+            self.wait_for_pause()?.await;
+            self.inner.bucket.acquire().await;
+            let request = build(&self.inner.client).build().map_err(|_| build_error())?;
+            let outcome = self.attempt(request, call).await;
+            let failure = match outcome {
+                Ok(response) => {
+                    debug!(
+                        status = response.status.as_u16(),
+                        attempt = retry + 1,
+                        "provider answered"
+                    );
+                    return Ok(response);
+                }
+                Err(failure) => failure,
+            };
+            let exhausted = retry >= config.max_retries;
+            let wait = match &failure {
+                Failure::Final(_) => None,
+                Failure::Retryable { retry_after, .. } => {
+                    let backoff = backoff_delay(config, retry);
+                    match retry_after {
+                        Some(asked) => {
+                            self.pause_for(*asked);
+                            (*asked <= config.max_retry_after).then_some(backoff.max(*asked))
+                        }
+                        None => Some(backoff),
+                    }
+                }
+            };
+            let status = failure.status();
+            match wait {
+                Some(wait) if !exhausted => {
+                    debug!(
+                        status,
+                        attempt = retry + 1,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "provider call failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    retry += 1;
+                }
+                _ => {
+                    debug!(status, attempt = retry + 1, "provider call failed");
+                    return Err(failure.into_error());
+                }
+            }
+        }
+    }
+
+    /// Resolves once any hub-wide pause a 429 imposed has passed, or fails at once when the pause
+    /// outlasts what one call may wait.
+    fn wait_for_pause(&self) -> Result<tokio::time::Sleep> {
+        let until = *self
+            .inner
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let remaining = until.map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        if remaining > self.inner.config.max_retry_after {
+            return Err(Error::RateLimited {
+                retry_after: Some(remaining),
+                message: "waiting out an earlier Retry-After from the provider".into(),
+            });
+        }
+        Ok(tokio::time::sleep(remaining))
+    }
+
+    fn pause_for(&self, wait: Duration) {
+        // Clamped so that an absurd Retry-After cannot overflow the clock arithmetic.
+        let until = Instant::now() + wait.min(MAX_PAUSE);
+        let mut paused = self
+            .inner
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
+    }
+
+    /// One attempt: send, then read the body within the size limit.
+    async fn attempt(&self, request: reqwest::Request, call: Call) -> Result<Response, Failure> {
+        let limit = self.inner.config.max_response_bytes;
+        let mut response = match self.inner.client.execute(request).await {
+            Ok(response) => response,
+            Err(err) => return Err(connection_failure(err, call.idempotent)),
+        };
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        if status.is_success() {
+            let body = match read_capped(&mut response, &headers, limit).await {
+                Ok(body) => body,
+                Err(BodyError::TooLarge) => return Err(Failure::Final(Error::TooLarge { limit })),
+                Err(BodyError::Transport(err)) => return Err(connection_failure(err, call.idempotent)),
+            };
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        // The status is known, so a body that fails or overflows only costs us the message.
+        let body = read_capped(&mut response, &headers, MAX_ERROR_BODY_BYTES.min(limit))
+            .await
+            .ok();
+        let message = error_message(status, body.as_deref(), call.message);
+        let code = status.as_u16();
+        Err(match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = retry_after(&headers, Timestamp::now());
+                Failure::Retryable {
+                    retry_after,
+                    error: Error::RateLimited { retry_after, message },
+                }
+            }
+            _ if status.is_server_error() => Failure::Retryable {
+                retry_after: None,
+                error: Error::Server {
+                    status: code,
+                    message,
+                },
+            },
+            StatusCode::UNAUTHORIZED => Failure::Final(Error::Unauthorized { message }),
+            StatusCode::FORBIDDEN => Failure::Final(Error::Forbidden { message }),
+            StatusCode::NOT_FOUND => Failure::Final(Error::NotFound { message }),
+            _ if status.is_client_error() => Failure::Final(Error::Rejected {
+                status: code,
+                message,
+            }),
+            _ => Failure::Final(Error::Decode(format!(
+                "unexpected status {code} from the provider"
+            ))),
+        })
+    }
+}
+
+/// What went wrong with one attempt.
+enum Failure {
+    /// Worth another attempt; `retry_after` is the wait the provider asked for.
+    Retryable {
+        retry_after: Option<Duration>,
+        error: Error,
+    },
+    /// Retrying cannot help (or could do harm).
+    Final(Error),
+}
+
+impl Failure {
+    fn status(&self) -> Option<u16> {
+        match self {
+            Self::Retryable { error, .. } | Self::Final(error) => match error {
+                Error::RateLimited { .. } => Some(429),
+                Error::Server { status, .. } | Error::Rejected { status, .. } => Some(*status),
+                Error::Unauthorized { .. } => Some(401),
+                Error::Forbidden { .. } => Some(403),
+                Error::NotFound { .. } => Some(404),
+                _ => None,
+            },
+        }
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Self::Retryable { error, .. } | Self::Final(error) => error,
+        }
+    }
+}
+
+fn build_error() -> Error {
+    // reqwest's builder errors can quote header values, and the Authorization header is one.
+    Error::Config("the request could not be built (invalid URL or credential characters)".into())
+}
+
+/// Classifies a transport-level failure. A request that never got a connection cannot have reached
+/// the provider, so it is safe to retry even when the call is not idempotent.
+fn connection_failure(err: reqwest::Error, idempotent: bool) -> Failure {
+    // Connect timeouts count as never sent too, so classify before the error is consumed.
+    let never_sent = err.is_connect();
+    let error = if err.is_timeout() {
+        Error::Timeout
+    } else {
+        Error::Unreachable(err.without_url())
+    };
+    if idempotent || never_sent {
+        Failure::Retryable {
+            retry_after: None,
+            error,
+        }
+    } else {
+        Failure::Final(error)
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads the body chunk by chunk, giving up as soon as it passes `limit` bytes.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(
+        declared
+            .and_then(|length| usize::try_from(length).ok())
+            .unwrap_or(0),
+    );
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The provider's message for an error response, sanitized and bounded; the status's reason phrase
+/// when the body has none.
+fn error_message(status: StatusCode, body: Option<&[u8]>, extract: MessageExtractor) -> String {
+    match body.and_then(extract).map(|message| sanitize(&message)) {
+        Some(message) if !message.trim().is_empty() => message,
+        _ => status.canonical_reason().unwrap_or("no message").to_owned(),
+    }
+}
+
+/// Makes a provider message safe for errors, logs and status: removes anything shaped like a key, then
+/// bounds the length.
+///
+/// A key-shaped token is a run of `[A-Za-z0-9_-]` that either starts with `sk-` and is longer than 20
+/// characters, or is at least 32 characters long; it becomes `<redacted>`. Splitting on every other
+/// character (not only whitespace) catches keys wrapped in quotes or written as `key=...`. Redaction
+/// happens before truncation so that a cut can never leave a fragment too short to be recognised.
+pub fn sanitize(message: &str) -> String {
+    let mut scrubbed = String::with_capacity(message.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let key_shaped = (run.starts_with("sk-") && run.len() > 20) || run.len() >= 32;
+        out.push_str(if key_shaped { "<redacted>" } else { run.as_str() });
+        run.clear();
+    };
+    for c in message.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut scrubbed);
+            // Control characters could forge log lines or break condition messages.
+            scrubbed.push(if c.is_control() { ' ' } else { c });
+        }
+    }
+    flush(&mut run, &mut scrubbed);
+    match scrubbed.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &scrubbed[..cut]),
+        None => scrubbed,
+    }
+}
+
+/// How long a 429 asks the client to wait: `retry-after-ms` (milliseconds, fractions allowed) when
+/// present and valid, else `Retry-After` as whole seconds or an HTTP date (measured from `now`; a
+/// date in the past means no wait).
+pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(wait) = text(RETRY_AFTER_MS)
+        .and_then(|value| value.parse::<f64>().ok())
+        .and_then(|millis| Duration::try_from_secs_f64(millis / 1000.0).ok())
+    {
+        return Some(wait);
+    }
+    let value = text(RETRY_AFTER.as_str())?;
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let wait = at.duration_since(now);
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// The backoff before retry number `retry` (0 for the first retry): full jitter, uniformly random
+/// between zero and `backoff_base * 2^retry`, that ceiling capped at `backoff_cap`. Full jitter keeps
+/// many clients that failed together from retrying together.
+pub fn backoff_delay(config: &HttpConfig, retry: u32) -> Duration {
+    let ceiling = backoff_ceiling(config, retry);
+    let fraction: f64 = rand::random_range(0.0..=1.0);
+    Duration::try_from_secs_f64(ceiling.as_secs_f64() * fraction)
+        .unwrap_or(ceiling)
+        .min(ceiling)
+}
+
+fn backoff_ceiling(config: &HttpConfig, retry: u32) -> Duration {
+    let factor = 2u32.checked_pow(retry).unwrap_or(u32::MAX);
+    config
+        .backoff_base
+        .checked_mul(factor)
+        .unwrap_or(Duration::MAX)
+        .min(config.backoff_cap)
+}
+
+/// A token bucket that hands out reservations: each caller takes a token at once (the balance may go
+/// negative) and sleeps until its token would have been refilled. Callers are thus served in arrival
+/// order, and a cancelled wait merely leaves its token unused, which errs on the gentle side.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<BucketState>,
+}
+
+struct BucketState {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate,
+            burst,
+            state: Mutex::new(BucketState {
+                tokens: burst,
+                updated: Instant::now(),
+            }),
+        }
+    }
+
+    /// How long the caller must wait before using the token it just took.
+    fn reserve(&self, now: Instant) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let refill = now.saturating_duration_since(state.updated).as_secs_f64() * self.rate;
+        state.tokens = (state.tokens + refill).min(self.burst) - 1.0;
+        state.updated = now;
+        if state.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::try_from_secs_f64(-state.tokens / self.rate).unwrap_or(Duration::MAX)
+        }
+    }
+
+    async fn acquire(&self) {
+        let wait = self.reserve(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn sanitize_redacts_openrouter_keys_in_any_wrapping() {
+        let key = format!("sk-or-v1-{}", "ab12".repeat(16));
+        for message in [
+            format!("Invalid key {key}"),
+            format!("Invalid key \"{key}\"."),
+            format!("key={key},other"),
+            format!("({key})"),
+        ] {
+            let clean = sanitize(&message);
+            assert!(!clean.contains("ab12ab12"), "{clean}");
+            assert!(clean.contains("<redacted>"), "{clean}");
+        }
+        assert_eq!(
+            sanitize(&format!("bad key {key} here")),
+            "bad key <redacted> here"
+        );
+    }
+
+    #[test]
+    fn sanitize_redacts_short_sk_tokens_and_long_opaque_tokens() {
+        assert_eq!(sanitize("token sk-ant-api03-abcdefghij"), "token <redacted>");
+        let opaque = "A".repeat(32);
+        assert_eq!(sanitize(&format!("x {opaque} y")), "x <redacted> y");
+        assert_eq!(
+            sanitize(&format!("x {} y", "A".repeat(31))),
+            format!("x {} y", "A".repeat(31))
+        );
+    }
+
+    #[test]
+    fn sanitize_keeps_ordinary_messages_and_masked_labels() {
+        assert_eq!(sanitize("Rate limit exceeded"), "Rate limit exceeded");
+        assert_eq!(
+            sanitize("label sk-or-v1-0e6...1c96 is fine"),
+            "label sk-or-v1-0e6...1c96 is fine"
+        );
+        assert_eq!(sanitize("sk-short"), "sk-short");
+        assert_eq!(sanitize("line\nbreak"), "line break");
+    }
+
+    #[test]
+    fn sanitize_truncates_to_two_hundred_characters_after_redacting() {
+        let long = "word ".repeat(100);
+        let clean = sanitize(&long);
+        assert_eq!(clean.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(clean.ends_with('…'));
+        // A key straddling the cut is removed whole, not left as a short fragment.
+        let message = format!("{}sk-or-v1-{}", "x ".repeat(95), "f".repeat(64));
+        let clean = sanitize(&message);
+        assert!(!clean.contains("fff"), "{clean}");
+        assert!(clean.ends_with("<redacted>"));
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn retry_after_reads_whole_seconds() {
+        let now = Timestamp::UNIX_EPOCH;
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "3")]), now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", " 0 ")]), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn retry_after_reads_http_dates_relative_to_now() {
+        let now: Timestamp = "2015-10-21T07:27:50Z".parse().unwrap();
+        let date = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]);
+        assert_eq!(retry_after(&date, now), Some(Duration::from_secs(10)));
+        let later: Timestamp = "2015-10-21T08:00:00Z".parse().unwrap();
+        assert_eq!(retry_after(&date, later), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn retry_after_ms_wins_over_retry_after() {
+        let now = Timestamp::UNIX_EPOCH;
+        let both = headers(&[("retry-after", "3"), ("retry-after-ms", "1500")]);
+        assert_eq!(retry_after(&both, now), Some(Duration::from_millis(1500)));
+        let fraction = headers(&[("retry-after-ms", "2.5")]);
+        assert_eq!(retry_after(&fraction, now), Some(Duration::from_micros(2500)));
+        let invalid_ms = headers(&[("retry-after", "2"), ("retry-after-ms", "-1")]);
+        assert_eq!(retry_after(&invalid_ms, now), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_and_never_exceeds_the_cap() {
+        let config = HttpConfig {
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(2),
+            ..HttpConfig::default()
+        };
+        assert_eq!(backoff_ceiling(&config, 0), Duration::from_millis(100));
+        assert_eq!(backoff_ceiling(&config, 3), Duration::from_millis(800));
+        assert_eq!(backoff_ceiling(&config, 5), Duration::from_secs(2));
+        assert_eq!(backoff_ceiling(&config, 200), Duration::from_secs(2));
+        for retry in 0..64 {
+            for _ in 0..20 {
+                assert!(backoff_delay(&config, retry) <= config.backoff_cap);
+                assert!(backoff_delay(&config, retry) <= backoff_ceiling(&config, retry));
+            }
+        }
+    }
+
+    #[test]
+    fn the_token_bucket_allows_a_burst_then_hands_out_later_slots_at_the_rate() {
+        let bucket = TokenBucket::new(10.0, 2);
+        let start = Instant::now();
+        assert_eq!(bucket.reserve(start), Duration::ZERO);
+        assert_eq!(bucket.reserve(start), Duration::ZERO);
+        // Callers beyond the burst queue up 100 ms apart.
+        let waits: Vec<u128> = (0..3).map(|_| bucket.reserve(start).as_millis()).collect();
+        assert_eq!(waits, vec![100, 200, 300]);
+    }
+
+    #[test]
+    fn the_token_bucket_refills_while_idle_but_not_beyond_the_burst() {
+        let bucket = TokenBucket::new(10.0, 2);
+        let start = Instant::now();
+        for _ in 0..2 {
+            bucket.reserve(start);
+        }
+        let later = start + Duration::from_secs(60);
+        assert_eq!(bucket.reserve(later), Duration::ZERO);
+        assert_eq!(bucket.reserve(later), Duration::ZERO);
+        assert_eq!(bucket.reserve(later).as_millis(), 100);
+    }
+
+    #[tokio::test]
+    async fn acquiring_tokens_beyond_the_burst_actually_waits() {
+        let bucket = TokenBucket::new(50.0, 1);
+        let start = Instant::now();
+        for _ in 0..5 {
+            bucket.acquire().await;
+        }
+        // Four tokens beyond the burst at 50 per second: at least 80 ms.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(79), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    }
+
+    #[test]
+    fn a_transport_needs_a_positive_request_rate() {
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let config = HttpConfig {
+                requests_per_second: rate,
+                ..HttpConfig::default()
+            };
+            assert!(matches!(Transport::new(config), Err(Error::Config(_))));
+        }
+        assert!(Transport::new(HttpConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn responses_never_show_their_body_in_debug_output() {
+        let response = Response {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: b"sk-or-v1-x".to_vec(),
+        };
+        assert!(!format!("{response:?}").contains("sk-or"));
+    }
+
+    #[test]
+    fn decode_errors_never_quote_the_body() {
+        let err = serde_json::from_slice::<u32>(br#""sk-or-v1-secret""#).unwrap_err();
+        assert!(!decode_error(&err).to_string().contains("secret"));
+    }
+}

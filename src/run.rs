@@ -1,0 +1,118 @@
+//! `keysmith run`: connect to the cluster, serve the probes, and stop cleanly on SIGTERM or SIGINT.
+
+use std::future::Future;
+
+use std::sync::Arc;
+
+use kube::{Api, Client};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::{
+    Error, Result,
+    cli::RunArgs,
+    controller::{self, Context, DefaultProviderFactory, Scope, Settings},
+    crd::{ApiKey, ModelHub},
+    server::{self, Readiness},
+};
+
+/// Runs the operator until `shutdown` resolves.
+///
+/// The probe server starts before the cluster is contacted so that `/healthz` answers while a slow
+/// API server is still being reached; `/readyz` turns `ok` only once the connection is verified.
+pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let readiness = Readiness::default();
+    let listener = TcpListener::bind(args.health_addr)
+        .await
+        .map_err(|source| Error::BindHealth {
+            addr: args.health_addr,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(Error::Serve)?;
+    info!(addr = %local, "serving /healthz and /readyz");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(
+        axum::serve(listener, server::router(readiness.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
+
+    let work = async {
+        let client = Client::try_default().await.map_err(Error::Connect)?;
+        let version = client.apiserver_version().await.map_err(Error::ServerVersion)?;
+        info!(
+            server_version = %version.git_version,
+            platform = %version.platform,
+            "connected to Kubernetes"
+        );
+        // Fail fast with an install hint rather than letting the watches retry forever.
+        let probe = kube::api::ListParams::default().limit(1);
+        Api::<ApiKey>::all(client.clone())
+            .list_metadata(&probe)
+            .await
+            .map_err(Error::CrdsMissing)?;
+        Api::<ModelHub>::all(client.clone())
+            .list_metadata(&probe)
+            .await
+            .map_err(Error::CrdsMissing)?;
+        let settings = Settings {
+            default_usage_interval: args.usage_interval,
+            ..Settings::default()
+        };
+        let ctx = Context::new(client, Arc::new(DefaultProviderFactory), settings);
+        let scope = args.namespace.clone().map(Scope::Namespace).unwrap_or_default();
+        info!(?scope, concurrency = args.concurrency, "starting controllers");
+        readiness.set(true);
+        Ok::<_, Error>((ctx, scope))
+    };
+
+    // One shutdown signal fans out to the connection attempt and the controllers. Shutdown wins over
+    // a connection attempt that hangs, so SIGTERM always ends the process.
+    let (down_tx, down_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = down_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = down_rx.clone();
+        async move {
+            let _ = rx.wait_for(|down| *down).await;
+        }
+    };
+    let outcome = tokio::select! {
+        res = work => match res {
+            Ok((ctx, scope)) => {
+                controller::run(ctx, scope, args.concurrency, stopped()).await;
+                Ok(())
+            }
+            Err(err) => Err(err),
+        },
+        () = stopped() => Ok(()),
+    };
+    info!("shutting down");
+    readiness.set(false);
+    let _ = stop_tx.send(true);
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(Error::Serve(err)),
+        Err(join) => return Err(Error::Serve(std::io::Error::other(join))),
+    }
+    outcome
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("received SIGTERM"),
+            _ = int.recv() => info!("received SIGINT"),
+        }
+    })
+}

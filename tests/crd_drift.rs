@@ -1,0 +1,49 @@
+//! `crds/` must hold exactly what the code generates: the YAML users apply and the types the
+//! controller reads can never drift apart unnoticed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
+
+#[test]
+fn committed_crds_match_the_generated_ones() {
+    let generated = keysmith::crd::crds_yaml().unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/keysmith.dev.yaml");
+    let committed = std::fs::read_to_string(path).unwrap();
+    assert!(
+        committed == generated,
+        "crds/keysmith.dev.yaml is stale: run `make crds` and commit the result"
+    );
+}
+
+#[test]
+fn every_spec_field_has_a_description_for_kubectl_explain() {
+    fn walk(path: &str, schema: &serde_json::Value, missing: &mut Vec<String>) {
+        if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
+            for (name, sub) in props {
+                let here = format!("{path}.{name}");
+                if sub
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .is_none_or(str::is_empty)
+                {
+                    missing.push(here.clone());
+                }
+                walk(&here, sub, missing);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            walk(&format!("{path}[]"), items, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    for crd in keysmith::crd::all_crds() {
+        let crd = serde_json::to_value(&crd).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        for part in ["spec", "status"] {
+            walk(
+                &format!("{}.{part}", crd["spec"]["names"]["kind"].as_str().unwrap()),
+                &schema["properties"][part],
+                &mut missing,
+            );
+        }
+    }
+    assert!(missing.is_empty(), "fields without a description: {missing:#?}");
+}
