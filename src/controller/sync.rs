@@ -339,6 +339,7 @@ async fn issue(
     status.pending_create = None;
     status.key_label = created.record.label.clone();
     status.fingerprint = Some(created.value.fingerprint());
+    status.expires_at = created.record.settings.expires_at.map(|t| t.to_string());
     patch_status(&api, &key.name_any(), status).await?;
     failpoint("after-status-write");
     ctx.event(

@@ -15,6 +15,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub mod operator;
+
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client, Config,
@@ -51,10 +53,25 @@ pub fn kubeconfig() -> &'static Path {
         let path = PathBuf::from(String::from_utf8_lossy(&path.stdout).trim());
         // The CRDs of this build, applied the way users apply them; tests then see them established.
         let crds = repo_root().join("crds/keysmith.dev.yaml");
-        kubectl(&path, &["apply", "--server-side", "--force-conflicts", "-f", &crds.to_string_lossy()])?;
         kubectl(
             &path,
-            &["wait", "--for=condition=Established", "--timeout=60s", "crd/apikeys.keysmith.dev", "crd/modelhubs.keysmith.dev"],
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                &crds.to_string_lossy(),
+            ],
+        )?;
+        kubectl(
+            &path,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/apikeys.keysmith.dev",
+                "crd/modelhubs.keysmith.dev",
+            ],
         )?;
         Ok(path)
     });
@@ -73,7 +90,10 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 

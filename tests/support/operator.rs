@@ -1,0 +1,191 @@
+//! Runs keysmith's controllers in-process against the test control plane, scoped to one test
+//! namespace, with an OpenRouter simulator as the provider.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Secret;
+use keysmith::{
+    controller::{self, Context, DefaultProviderFactory, Scope, Settings},
+    crd::{ApiKey, ModelHub, conditions},
+    simulator::{RunningSim, clock::Clock, openrouter::OpenRouterSim},
+};
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use super::{TestNamespace, eventually};
+
+/// The management key the simulator accepts.
+pub const MANAGEMENT_KEY: &str = "sk-or-v1-management-test-key-0000000000000000000000000000000000";
+
+/// A namespace with a simulator and (optionally) the operator running against both.
+pub struct Env {
+    pub ns: TestNamespace,
+    pub sim: OpenRouterSim,
+    pub running: RunningSim,
+    operator: Option<JoinHandle<()>>,
+}
+
+impl Env {
+    /// A namespace, a simulator and the credentials Secret, without the operator.
+    pub async fn new(prefix: &str) -> Self {
+        let ns = TestNamespace::new(prefix).await;
+        let sim = OpenRouterSim::new([MANAGEMENT_KEY.to_owned()], Clock::new());
+        let running = sim.spawn().await.unwrap();
+        let env = Self {
+            ns,
+            sim,
+            running,
+            operator: None,
+        };
+        env.apply_secret("openrouter-management", json!({"key": MANAGEMENT_KEY}))
+            .await;
+        env
+    }
+
+    /// The same, with the operator running.
+    pub async fn with_operator(prefix: &str) -> Self {
+        let mut env = Self::new(prefix).await;
+        env.start_operator();
+        env
+    }
+
+    /// Starts the controllers in this process, watching only this namespace.
+    pub fn start_operator(&mut self) {
+        let settings = Settings {
+            default_usage_interval: Duration::from_secs(2),
+            error_backoff_base: Duration::from_millis(500),
+        };
+        let ctx = Context::new(self.ns.client.clone(), Arc::new(DefaultProviderFactory), settings);
+        let scope = Scope::Namespace(self.ns.name.clone());
+        self.operator = Some(tokio::spawn(controller::run(
+            ctx,
+            scope,
+            4,
+            std::future::pending(),
+        )));
+    }
+
+    /// Server-side applies a Secret with string data.
+    pub async fn apply_secret(&self, name: &str, string_data: Value) {
+        let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": string_data});
+        self.ns
+            .api::<Secret>()
+            .patch(
+                name,
+                &PatchParams::apply("keysmith-tests").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Applies a ModelHub pointing at the simulator; `extra` is merged into its spec.
+    pub async fn apply_hub(&self, name: &str, extra: Value) {
+        let mut spec = json!({
+            "provider": "openrouter",
+            "endpoint": self.running.base_url,
+            "inferenceEndpoint": "https://inference.example.test/v1",
+            "credentialsRef": {"name": "openrouter-management", "key": "key"},
+        });
+        merge(&mut spec, extra);
+        let body = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "ModelHub", "metadata": {"name": name}, "spec": spec});
+        self.ns
+            .api::<ModelHub>()
+            .patch(
+                name,
+                &PatchParams::apply("keysmith-tests").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Applies an ApiKey; `spec` is the whole spec.
+    pub async fn apply_key(&self, name: &str, spec: Value) {
+        let body = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "ApiKey", "metadata": {"name": name}, "spec": spec});
+        self.ns
+            .api::<ApiKey>()
+            .patch(
+                name,
+                &PatchParams::apply("keysmith-tests").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the ApiKey satisfies `check`, returning it.
+    pub async fn wait_key(&self, name: &str, what: &str, check: impl Fn(&ApiKey) -> bool) -> ApiKey {
+        let api = self.ns.api::<ApiKey>();
+        eventually(what, Duration::from_secs(60), || {
+            let api = api.clone();
+            let found = async move { api.get_opt(name).await.unwrap() };
+            let check = &check;
+            async move { found.await.filter(|k| check(k)) }
+        })
+        .await
+    }
+
+    /// Waits until the ModelHub satisfies `check`.
+    pub async fn wait_hub(&self, name: &str, what: &str, check: impl Fn(&ModelHub) -> bool) -> ModelHub {
+        let api = self.ns.api::<ModelHub>();
+        eventually(what, Duration::from_secs(60), || {
+            let api = api.clone();
+            let found = async move { api.get_opt(name).await.unwrap() };
+            let check = &check;
+            async move { found.await.filter(|k| check(k)) }
+        })
+        .await
+    }
+
+    /// The Secret's data as strings.
+    pub async fn secret_data(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        let secret = self.ns.api::<Secret>().get_opt(name).await.unwrap()?;
+        Some(
+            secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(task) = self.operator.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Status and reason of condition `type_`, e.g. `("True", "KeyReady")`.
+pub fn condition(
+    conds: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    type_: &str,
+) -> Option<(String, String)> {
+    conds
+        .and_then(|c| conditions::get(c, type_))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// The Ready condition of an ApiKey.
+pub fn key_ready(key: &ApiKey) -> Option<(String, String)> {
+    condition(key.status.as_ref().map(|s| &s.conditions), conditions::READY)
+}
+
+/// The Ready condition of a ModelHub.
+pub fn hub_ready(hub: &ModelHub) -> Option<(String, String)> {
+    condition(hub.status.as_ref().map(|s| &s.conditions), conditions::READY)
+}
+
+fn merge(base: &mut Value, extra: Value) {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        for (k, v) in extra {
+            base.insert(k, v);
+        }
+    }
+}
