@@ -147,7 +147,7 @@ pub struct OpenAiHub {
     pub rate_limits: Vec<OpenAiModelRateLimit>,
     /// Monthly hard spend limit of the project in USD, enforced by OpenAI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.01))]
+    #[x_kube(validation = Rule::new("self > 0.0").message("must be greater than 0"))]
     pub spend_limit_usd: Option<f64>,
 }
 
@@ -223,7 +223,9 @@ pub struct HubDefaults {
 #[serde(rename_all = "camelCase")]
 pub struct ApiRateLimit {
     /// Sustained requests per second toward the management API.
-    #[schemars(range(min = 0.01, max = 1000))]
+    // CEL, not `minimum`: the apiserver checks an integer value against a truncated minimum, so
+    // `minimum: 0.01` would let `0` through.
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 1000.0").message("must be greater than 0 and at most 1000"))]
     pub requests_per_second: f64,
     /// Requests allowed at once after a quiet period (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]

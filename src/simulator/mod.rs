@@ -70,6 +70,6 @@ impl Drop for RunningSim {
 }
 
 /// Lower-case hex SHA-256 of `value`.
-pub(crate) fn sha256_hex(value: &str) -> String {
+pub fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
