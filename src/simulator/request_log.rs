@@ -11,6 +11,9 @@ use serde::Serialize;
 
 use super::sha256_hex;
 
+/// How long after a 429 a request from the same credential may still have been in flight.
+pub const IN_FLIGHT_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_millis(200);
+
 /// Hex digits of the credential digest kept in the log.
 const FINGERPRINT_LEN: usize = 12;
 
@@ -47,10 +50,14 @@ impl RequestLog {
     }
 
     /// Whether a request from `credential` arriving at `at` ignores a `Retry-After` returned earlier.
+    ///
+    /// A request arriving within [`IN_FLIGHT_GRACE`] of the 429 is not counted: a client with several
+    /// workers may have sent it before the 429 reached it, which is no failure to honour the header.
     pub fn is_early(&self, credential: Option<&str>, at: Timestamp) -> bool {
         self.lock().iter().any(|record| {
             record.credential.as_deref() == credential
                 && record.retry_after_until.is_some_and(|until| at < until)
+                && at >= record.at + IN_FLIGHT_GRACE
         })
     }
 
