@@ -6,7 +6,7 @@ SHELL := bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/keysmith/cargo-target
 CARGO ?= cargo
 
-.PHONY: help tools cluster-up cluster-down demo test unit lint fmt crds check-crds
+.PHONY: help tools cluster-up cluster-down demo test lint fmt crds
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,11 +20,12 @@ cluster-up: ## Start the local control plane (idempotent)
 cluster-down: ## Stop the local control plane and remove its state
 	hack/cluster.sh down
 
-demo: cluster-up ## Run the operator locally against the control plane until Ctrl-C
-	KUBECONFIG=$$(hack/cluster.sh kubeconfig) $(CARGO) run --locked -- run --health-addr 127.0.0.1:8080
+demo: ## Control plane, simulator and operator with the examples applied, until Ctrl-C
+	hack/demo.sh
 
-test: lint cluster-up ## Lints, then unit and integration tests against the real control plane
+test: lint cluster-up ## Lints, unit and integration tests on the real control plane, then the e2e demo
 	$(CARGO) test --locked --all-targets
+	hack/demo.sh --once
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

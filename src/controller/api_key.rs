@@ -115,7 +115,13 @@ fn report_synced(
     now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 ) {
     let generation = key.metadata.generation;
-    let caps = synced.provider.capabilities();
+    let mut caps = synced.provider.capabilities();
+    if key.spec.import.is_some() {
+        // keysmith configures nothing on an imported key, so its limits are only published.
+        caps.budget = crate::crd::Enforcement::Advisory;
+        caps.rate_limits = crate::crd::Enforcement::Advisory;
+        caps.model_limits = crate::crd::Enforcement::Advisory;
+    }
     status.effective_limits = Some(plan::effective_limits(key, &synced.hub, &caps));
     let exceeded = plan::budget_exceeded(key, &synced.hub, &synced.usage);
     status.usage = Some(synced.usage.clone());

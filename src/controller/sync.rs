@@ -46,6 +46,9 @@ pub enum Problem {
     /// The Secret named in `spec.import.secretRef` (or its key) is missing.
     #[error("import Secret {name:?} has no data key {key:?} (or does not exist)")]
     ImportSecretMissing { name: String, key: String },
+    /// The spec asks for something keysmith cannot do for this key.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// The provider refused or failed a call.
     #[error("{0}")]
     Provider(#[from] provider::Error),
@@ -65,6 +68,7 @@ impl Problem {
             },
             Self::SecretConflict(_) => "SecretConflict",
             Self::ImportSecretMissing { .. } => "ImportSecretMissing",
+            Self::Unsupported(_) => "Unsupported",
             Self::Provider(e) => e.reason(),
             Self::Kube(e) => e.reason(),
         }

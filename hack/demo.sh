@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# End-to-end demo on the local control plane: the OpenRouter simulator, the operator as a local
+# process, and the manifests of examples/openrouter applied with kubectl, as a user would.
+#
+#   hack/demo.sh          run until Ctrl-C
+#   hack/demo.sh --once   stop after the checks (the e2e smoke test `make test` runs)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+once=false
+[ "${1:-}" = "--once" ] && once=true
+ns=keysmith-demo
+log() { printf '[demo] %s\n' "$*" >&2; }
+
+"$here/cluster.sh" up
+export KUBECONFIG=$("$here/cluster.sh" kubeconfig)
+kubectl() { "$here/kubectl" "$@"; }
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/keysmith/cargo-target}
+cargo build --locked --quiet --bin keysmith
+keysmith=$CARGO_TARGET_DIR/debug/keysmith
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$keysmith" crds | kubectl apply --server-side --force-conflicts -f - >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/apikeys.keysmith.dev crd/modelhubs.keysmith.dev >/dev/null
+
+# Demo credentials, random per run. They are simulator keys, printed nowhere.
+management_key="sk-or-v1-$(openssl rand -hex 32)"
+imported_key="sk-or-v1-$(openssl rand -hex 32)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+KEYSMITH_SIMULATOR_MANAGEMENT_KEY=$management_key "$keysmith" simulate openrouter --addr "127.0.0.1:$port" \
+  >"$work/simulator.log" 2>&1 &
+pids+=($!)
+until curl -fs -o /dev/null "http://127.0.0.1:$port/_sim/clock"; do sleep 0.2; done
+# The imported key must exist at the provider before it can be imported.
+curl -fs -o /dev/null -H 'content-type: application/json' \
+  -d "{\"value\":\"$imported_key\",\"name\":\"existing notebook key\"}" "http://127.0.0.1:$port/_sim/keys"
+log "OpenRouter simulator on 127.0.0.1:$port"
+
+kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
+kubectl create namespace "$ns" >/dev/null
+# The examples as published, with the placeholders replaced and the hub pointed at the simulator.
+for f in "$root"/examples/openrouter/*.yaml; do
+  sed -e "s|REPLACE-WITH-YOUR-OPENROUTER-MANAGEMENT-KEY|$management_key|" \
+      -e "s|REPLACE-WITH-AN-EXISTING-OPENROUTER-KEY|$imported_key|" \
+      -e "s|^  provider: openrouter$|  provider: openrouter\n  endpoint: http://127.0.0.1:$port/api/v1|" "$f"
+  echo "---"
+done >"$work/manifests.yaml"
+kubectl apply -n "$ns" -f "$work/manifests.yaml"
+
+"$keysmith" run --namespace "$ns" --health-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
+operator=$!
+pids+=($operator)
+log "operator running (pid $operator), logs in $work/operator.log"
+
+if ! kubectl wait -n "$ns" --for=condition=Ready --timeout=90s modelhub/openrouter apikey/chat-backend apikey/research-notebook; then
+  log "not Ready in time; operator log:"
+  tail -n 50 "$work/operator.log" >&2
+  kubectl get -n "$ns" modelhubs,apikeys -o yaml >&2
+  exit 1
+fi
+echo
+kubectl get -n "$ns" modelhubs,apikeys
+echo
+for s in chat-backend-openrouter research-notebook; do
+  printf 'Secret %s data keys: %s\n' "$s" \
+    "$(kubectl get secret -n "$ns" "$s" -o go-template='{{range $k, $v := .data}}{{$k}} {{end}}')"
+done
+# The status must never carry a key value.
+if kubectl get -n "$ns" apikeys -o yaml | grep -qe "$imported_key" -e "${management_key}"; then
+  log "a key value leaked into the ApiKey objects"; exit 1
+fi
+if grep -qe "$imported_key" -e "$management_key" "$work/operator.log" "$work/simulator.log"; then
+  log "a key value leaked into the logs"; exit 1
+fi
+
+if $once; then
+  log "demo checks passed"
+  kubectl delete namespace "$ns" --wait=false >/dev/null
+  exit 0
+fi
+log "running; Ctrl-C stops the operator and the simulator (hack/cluster.sh down stops the control plane)"
+wait "$operator"
