@@ -25,6 +25,7 @@ demo: ## Control plane, simulator and operator with the examples applied, until 
 
 test: lint cluster-up ## Lints, unit and integration tests on the real control plane, then the e2e demo
 	$(CARGO) test --locked --all-targets
+	hack/chart-check.sh
 	hack/demo.sh --once
 
 lint: ## rustfmt and clippy, warnings are errors
@@ -33,6 +34,7 @@ lint: ## rustfmt and clippy, warnings are errors
 
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --locked -q -- crds > crds/keysmith.dev.yaml
+	cp crds/keysmith.dev.yaml charts/keysmith/crds/keysmith.dev.yaml
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -44,7 +44,13 @@ curl -fs -o /dev/null -H 'content-type: application/json' \
   -d "{\"value\":\"$imported_key\",\"name\":\"existing notebook key\"}" "http://127.0.0.1:$port/_sim/keys"
 log "OpenRouter simulator on 127.0.0.1:$port"
 
-kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
+if kubectl get namespace "$ns" >/dev/null 2>&1; then
+  # A previous run's ApiKeys keep their finalizer while no operator runs; their simulator is gone too.
+  for ak in $(kubectl get apikeys -n "$ns" -o name); do
+    kubectl patch -n "$ns" "$ak" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null
+  done
+  kubectl delete namespace "$ns" --wait=true --timeout=90s >/dev/null
+fi
 kubectl create namespace "$ns" >/dev/null
 # The examples as published, with the placeholders replaced and the hub pointed at the simulator.
 for f in "$root"/examples/openrouter/*.yaml; do
@@ -55,7 +61,15 @@ for f in "$root"/examples/openrouter/*.yaml; do
 done >"$work/manifests.yaml"
 kubectl apply -n "$ns" -f "$work/manifests.yaml"
 
-"$keysmith" run --namespace "$ns" --health-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
+# Install the chart as a user would. No Pod runs here (there is no kubelet), so the operator runs as a
+# local process instead, impersonating the chart's ServiceAccount: this proves that the chart's
+# least-privilege RBAC is all the operator needs.
+"$here/helm" upgrade --install keysmith "$root/charts/keysmith" --namespace keysmith-system --create-namespace \
+  --skip-crds >/dev/null
+sed -e 's|^    client-key: \(.*\)$|    client-key: \1\n    as: system:serviceaccount:keysmith-system:keysmith|' \
+  "$KUBECONFIG" >"$work/operator.kubeconfig"
+KUBECONFIG=$work/operator.kubeconfig "$keysmith" run --namespace "$ns" --health-addr 127.0.0.1:0 \
+  >"$work/operator.log" 2>&1 &
 operator=$!
 pids+=($operator)
 log "operator running (pid $operator), logs in $work/operator.log"
@@ -82,8 +96,10 @@ if grep -qe "$imported_key" -e "$management_key" "$work/operator.log" "$work/sim
 fi
 
 if $once; then
-  log "demo checks passed"
+  # Deleting while the operator runs revokes the minted key at the simulator.
+  kubectl delete -n "$ns" apikeys --all --wait=true --timeout=60s >/dev/null
   kubectl delete namespace "$ns" --wait=false >/dev/null
+  log "demo checks passed"
   exit 0
 fi
 log "running; Ctrl-C stops the operator and the simulator (hack/cluster.sh down stops the control plane)"

@@ -335,3 +335,41 @@ async fn problems_become_conditions_with_reasons_and_events() {
     .await;
     assert!(!reasons.is_empty());
 }
+
+#[tokio::test]
+async fn the_hub_reports_capabilities_credits_and_managed_and_orphaned_keys() {
+    let env = Env::new("hubstatus").await;
+    env.sim.set_total_credits(42.0);
+    env.apply_hub("or", json!({})).await;
+    env.apply_key("k", json!({"hubRef": {"name": "or"}})).await;
+    let mut env = env;
+    env.start_operator();
+    let key = env.wait_key("k", "ApiKey Ready", ready).await;
+    // A key carrying keysmith's tag that no ApiKey holds (say, from a deleted namespace's ApiKey).
+    let stray = env.sim.add_ordinary_key_named(
+        "sk-or-v1-2222222222222222222222222222222222222222222222222222222222222222",
+        "old [ks:00000000-dead-beef-0000-000000000000/1]",
+    );
+    assert!(!stray.is_empty());
+    // The hub counts at its polling interval (2 s in tests).
+    let hub = env
+        .wait_hub("or", "managed and orphaned counts", |h| {
+            h.status
+                .as_ref()
+                .and_then(|s| s.keys.as_ref())
+                .is_some_and(|k| k.managed == 1 && k.orphaned == 1)
+        })
+        .await;
+    let status = hub.status.unwrap();
+    let account = status.account.unwrap();
+    assert_eq!(account.credits_usd, Some(42.0));
+    let caps = status.capabilities.unwrap();
+    use keysmith::crd::Enforcement::*;
+    assert_eq!(
+        (caps.budget, caps.disable, caps.rename, caps.expiry),
+        (Provider, Provider, Provider, Provider)
+    );
+    assert_eq!((caps.rate_limits, caps.rotation), (Advisory, Operator));
+    // The key's effective budget comes from the hub's provider-enforced capability.
+    assert!(key.status.unwrap().effective_limits.is_some());
+}

@@ -39,6 +39,8 @@ async fn early_retries_count_requests_from_the_same_credential_before_retry_afte
     let limited = manage(&router, "GET", "/keys", None).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
 
+    // Past the in-flight grace, so the retry cannot have been sent before the 429 arrived.
+    sim.clock().advance(Duration::from_millis(500));
     manage(&router, "GET", "/keys", None).await;
     send(&router, "GET", "/api/v1/key", Some(&ordinary), None).await;
     assert_eq!(
