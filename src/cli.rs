@@ -59,15 +59,65 @@ pub struct RunArgs {
     /// Address of the HTTP server for `/healthz` (process alive) and `/readyz` (connected and serving).
     #[arg(long, env = "KEYSMITH_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     pub health_addr: SocketAddr,
-    /// Watch only this namespace (the operator then needs only a Role there). All namespaces when unset.
-    #[arg(long, env = "KEYSMITH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated; the operator then needs Roles there only). All
+    /// namespaces when unset.
+    #[arg(long = "namespace", env = "KEYSMITH_NAMESPACE", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
     /// How many objects of each kind are reconciled at once.
     #[arg(long, env = "KEYSMITH_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Usage polling interval for hubs that do not set `spec.usageRefreshInterval` (e.g. `5m`).
     #[arg(long, env = "KEYSMITH_USAGE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub usage_interval: std::time::Duration,
+    /// Elect one leader among replicas with a Lease; only the leader reconciles.
+    #[arg(long, env = "KEYSMITH_LEADER_ELECTION", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "KEYSMITH_LEASE_NAME", default_value = "keysmith")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, or `default` outside a cluster).
+    #[arg(long, env = "KEYSMITH_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long the Lease is valid without renewal; a standby takes over after this.
+    #[arg(long, env = "KEYSMITH_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: std::time::Duration,
+    /// How often the leader renews the Lease (at least 5s, shorter than the duration).
+    #[arg(long, env = "KEYSMITH_LEASE_RENEW_INTERVAL", default_value = "5s", value_parser = parse_renew_interval)]
+    pub lease_renew_interval: std::time::Duration,
+}
+
+impl RunArgs {
+    /// Leader election settings, when enabled.
+    pub fn leader_election(&self) -> Option<crate::leader::LeaseConfig> {
+        self.leader_election.then(|| crate::leader::LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace: self.lease_namespace.clone().unwrap_or_else(in_cluster_namespace),
+            identity: std::env::var("POD_NAME")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("keysmith-{}", std::process::id())),
+            duration: self.lease_duration,
+            renew_interval: self.lease_renew_interval,
+        })
+    }
+}
+
+/// The namespace of the pod's ServiceAccount, or `default` outside a cluster.
+fn in_cluster_namespace() -> String {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+fn parse_renew_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(text)?;
+    // Renewing more often than every 5 s would only load the API server.
+    if d < std::time::Duration::from_secs(5) {
+        return Err(format!("{text:?} is shorter than 5s"));
+    }
+    Ok(d)
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

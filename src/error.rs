@@ -17,6 +17,14 @@ pub enum Error {
     #[error("the keysmith CRDs are not installed: run `keysmith crds | kubectl apply --server-side -f -`")]
     CrdsMissing(#[source] kube::Error),
 
+    /// Leader election failed.
+    #[error("leader election failed")]
+    LeaderElection(#[from] crate::leader::Error),
+
+    /// Another replica took the Lease, or it could not be renewed in time.
+    #[error("lost leadership; exiting so that a fresh process stands by")]
+    LostLeadership,
+
     /// The health endpoint could not listen on the requested address.
     #[error("cannot listen on {addr} for health checks")]
     BindHealth {

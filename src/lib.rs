@@ -9,6 +9,8 @@ pub mod controller;
 pub mod crd;
 pub mod duration;
 pub mod error;
+pub mod leader;
+pub mod metrics;
 pub mod plan;
 pub mod provider;
 pub mod run;

@@ -13,6 +13,8 @@ use crate::{
     cli::RunArgs,
     controller::{self, Context, DefaultProviderFactory, Scope, Settings},
     crd::{ApiKey, ModelHub},
+    leader,
+    metrics::Metrics,
     server::{self, Readiness},
 };
 
@@ -22,6 +24,7 @@ use crate::{
 /// API server is still being reached; `/readyz` turns `ok` only once the connection is verified.
 pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     let readiness = Readiness::default();
+    let metrics = Arc::new(Metrics::default());
     let listener = TcpListener::bind(args.health_addr)
         .await
         .map_err(|source| Error::BindHealth {
@@ -34,7 +37,7 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(
-        axum::serve(listener, server::router(readiness.clone()))
+        axum::serve(listener, server::router(readiness.clone(), metrics.clone()))
             .with_graceful_shutdown(async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
             })
@@ -63,11 +66,36 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
             default_usage_interval: args.usage_interval,
             ..Settings::default()
         };
-        let ctx = Context::new(client, Arc::new(DefaultProviderFactory), settings);
-        let scope = args.namespace.clone().map(Scope::Namespace).unwrap_or_default();
+        let ctx = Context::new(
+            client,
+            Arc::new(DefaultProviderFactory),
+            settings,
+            metrics.clone(),
+        );
+        let namespaces: Vec<String> = args
+            .namespaces
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let scope = if namespaces.is_empty() {
+            Scope::All
+        } else {
+            Scope::Namespaces(namespaces)
+        };
+        let lost = match &args.leader_election() {
+            Some(config) => {
+                // A standby is healthy and ready: it only waits. It turns not-ready while its caches
+                // fill after winning the Lease.
+                readiness.set(true);
+                let lost = leader::acquire(ctx.client.clone(), config.clone()).await?;
+                readiness.set(false);
+                Some(lost)
+            }
+            None => None,
+        };
         info!(?scope, concurrency = args.concurrency, "starting controllers");
-        readiness.set(true);
-        Ok::<_, Error>((ctx, scope))
+        Ok::<_, Error>((ctx, scope, lost))
     };
 
     // One shutdown signal fans out to the connection attempt and the controllers. Shutdown wins over
@@ -85,9 +113,37 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
     };
     let outcome = tokio::select! {
         res = work => match res {
-            Ok((ctx, scope)) => {
-                controller::run(ctx, scope, args.concurrency, stopped()).await;
-                Ok(())
+            Ok((ctx, scope, lost)) => {
+                let ready = readiness.clone();
+                let (halt_tx, mut halt_rx) = tokio::sync::watch::channel(false);
+                let lost_leadership = async move {
+                    match lost {
+                        Some(mut lost) => {
+                            let _ = lost.wait_for(|l| *l).await;
+                            true
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                let halt = async move {
+                    let _ = halt_rx.wait_for(|h| *h).await;
+                };
+                let controllers = controller::run(ctx, scope, args.concurrency, halt, move || ready.set(true));
+                tokio::pin!(controllers);
+                tokio::select! {
+                    () = &mut controllers => Ok(()),
+                    () = stopped() => {
+                        let _ = halt_tx.send(true);
+                        controllers.await;
+                        Ok(())
+                    }
+                    true = lost_leadership => {
+                        // Stop reconciling at once; the process exits non-zero and restarts as a standby.
+                        let _ = halt_tx.send(true);
+                        controllers.await;
+                        Err(Error::LostLeadership)
+                    }
+                }
             }
             Err(err) => Err(err),
         },

@@ -5,7 +5,14 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header::CONTENT_TYPE},
+    routing::get,
+};
+
+use crate::metrics::Metrics;
 
 /// Readiness shared between the operator and its `/readyz` handler.
 #[derive(Clone, Debug, Default)]
@@ -23,12 +30,28 @@ impl Readiness {
     }
 }
 
-/// Routes: `/healthz` answers while the process serves; `/readyz` only once the operator is ready.
-pub fn router(readiness: Readiness) -> Router {
+/// Routes: `/healthz` answers while the process serves; `/readyz` only once the operator is ready;
+/// `/metrics` in the Prometheus text format.
+pub fn router(readiness: Readiness, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(readiness)
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, &'static str) {

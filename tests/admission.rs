@@ -309,7 +309,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            out.extend(walk(&path));
+            // examples/argocd holds Argo CD configuration, not keysmith objects.
+            if !path.ends_with("examples/argocd") {
+                out.extend(walk(&path));
+            }
         } else if path.extension().is_some_and(|e| e == "yaml") {
             out.push(path);
         }

@@ -76,6 +76,10 @@ async fn operator_connects_reports_the_server_version_and_stops_on_sigterm() {
     })
     .await;
     assert_eq!(http_get(port, "/healthz").await, Some((200, "ok".into())));
+    let (status, metrics) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    // OpenMetrics text; series appear once there is something to count (see the demo's check).
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
 
     let pid = operator.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")

@@ -19,8 +19,12 @@ use super::{
 };
 use crate::{
     crd::{ApiKey, ApiKeyStatus, DeletionPolicy, ModelHub, conditions},
+    metrics::KeyFigures,
     plan,
 };
+
+/// Controller name in metrics.
+const CONTROLLER: &str = "apikey";
 
 /// Finalizer guarding the provider-side key.
 pub const FINALIZER: &str = "apikeys.keysmith.dev/cleanup";
@@ -28,6 +32,7 @@ pub const FINALIZER: &str = "apikeys.keysmith.dev/cleanup";
 /// Entry point for the controller runtime.
 #[instrument(skip(key, ctx), fields(namespace = key.namespace().unwrap_or_default(), name = %key.name_any()))]
 pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, key, |event| async {
@@ -43,6 +48,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
 /// Requeue after an error that escaped `apply` (Kubernetes API failures).
 pub fn error_policy(key: Arc<ApiKey>, err: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %err, reason = err.reason(), name = %key.name_any(), "ApiKey reconcile failed");
+    ctx.metrics.reconcile_error(CONTROLLER, err.reason());
     let uid = key.uid().unwrap_or_default();
     requeue(ctx.backoff(&uid, ctx.settings.default_usage_interval))
 }
@@ -63,6 +69,7 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
             requeue(usage_interval(ctx, Some(&synced.hub)))
         }
         Err(problem) => {
+            ctx.metrics.reconcile_error(CONTROLLER, problem.reason());
             let transient = problem.is_transient();
             conditions::set(
                 &mut status.conditions,
@@ -100,6 +107,7 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
         }
     };
 
+    publish_gauges(&key, ctx, &status);
     announce_transitions(&key, ctx, &before, &status).await;
     // Status is written only when something changed, so a quiet key costs no writes.
     if status != before {
@@ -168,6 +176,26 @@ fn report_synced(
     conditions::remove(&mut status.conditions, conditions::STALLED);
 }
 
+fn publish_gauges(key: &ApiKey, ctx: &Context, status: &ApiKeyStatus) {
+    let figures = KeyFigures {
+        spend_usd: status.usage.as_ref().and_then(|u| u.current_usd),
+        budget_usd: status
+            .effective_limits
+            .as_ref()
+            .and_then(|l| l.budget.as_ref())
+            .map(|b| b.limit_usd),
+        limit_exceeded: conditions::is_true(&status.conditions, conditions::LIMIT_EXCEEDED),
+        ready: conditions::is_true(&status.conditions, conditions::READY),
+        expires_at: status
+            .expires_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second()),
+    };
+    ctx.metrics
+        .set_key(&key.namespace().unwrap_or_default(), &key.name_any(), &figures);
+}
+
 /// Publishes one Event per condition transition (not per reconcile).
 async fn announce_transitions(key: &ApiKey, ctx: &Context, before: &ApiKeyStatus, after: &ApiKeyStatus) {
     for type_ in [conditions::READY, conditions::LIMIT_EXCEEDED] {
@@ -195,6 +223,8 @@ fn usage_interval(ctx: &Context, hub: Option<&ModelHub>) -> Duration {
 }
 
 async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
+    ctx.metrics
+        .forget_key(&key.namespace().unwrap_or_default(), &key.name_any());
     let policy = key.spec.deletion_policy.unwrap_or_default();
     let status = key.status.clone().unwrap_or_default();
     if policy == DeletionPolicy::Orphan || key.spec.import.is_some() {

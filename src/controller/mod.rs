@@ -22,7 +22,7 @@ use kube::{
         Controller,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
-        reflector::ObjectRef,
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -35,6 +35,7 @@ pub use sync::Problem;
 
 use crate::{
     crd::{ApiKey, FIELD_MANAGER, ModelHub},
+    metrics::Metrics,
     plan::{MANAGED_BY, MANAGED_BY_LABEL},
     provider,
 };
@@ -115,20 +116,28 @@ pub struct Context {
     pub providers: providers::ProviderCache,
     /// Settings.
     pub settings: Settings,
+    /// Metrics served on `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per object uid, for back-off.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
     /// A context with the given provider factory.
-    pub fn new(client: Client, factory: Arc<dyn ProviderFactory>, settings: Settings) -> Arc<Self> {
+    pub fn new(
+        client: Client,
+        factory: Arc<dyn ProviderFactory>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let reporter = Reporter {
             controller: "keysmith".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
-            providers: providers::ProviderCache::new(factory),
+            providers: providers::ProviderCache::new(factory, metrics.clone()),
+            metrics,
             client,
             settings,
             failures: Mutex::new(HashMap::new()),
@@ -227,30 +236,84 @@ pub enum Scope {
     /// Every namespace.
     #[default]
     All,
-    /// One namespace.
-    Namespace(String),
+    /// These namespaces only (one pair of controllers each).
+    Namespaces(Vec<String>),
 }
 
-fn api_in<K>(client: &Client, scope: &Scope) -> Api<K>
+fn api_in<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
 {
-    match scope {
-        Scope::All => Api::all(client.clone()),
-        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    match namespace {
+        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced(client.clone(), ns),
     }
 }
 
-/// Runs both controllers until `shutdown` resolves.
+/// Runs both controllers until `shutdown` resolves. `ready` is called once every watch has listed
+/// its objects, so `/readyz` reports a warm cache rather than a started process.
 pub async fn run(
     ctx: Arc<Context>,
     scope: Scope,
     concurrency: u16,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce() + Send + 'static,
 ) {
-    let client = ctx.client.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stop = move || {
+    let namespaces: Vec<Option<String>> = match scope {
+        Scope::All => vec![None],
+        Scope::Namespaces(list) => list.into_iter().map(Some).collect(),
+    };
+    let mut stores = Vec::new();
+    let mut runs = Vec::new();
+    for ns in &namespaces {
+        let (keys, hubs, key_store, hub_store) = controllers(&ctx, ns.as_deref(), concurrency, &stop_rx);
+        runs.push(keys);
+        runs.push(hubs);
+        stores.push((key_store, hub_store));
+    }
+    tokio::spawn(async move {
+        for (keys, hubs) in stores {
+            if !synced(&keys).await || !synced(&hubs).await {
+                return;
+            }
+        }
+        info!("caches synced");
+        ready();
+    });
+    let trigger = async move {
+        shutdown.await;
+        info!("stopping controllers");
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(futures::future::join_all(runs), trigger);
+}
+
+/// Whether `store` has listed its objects (false if its writer went away first).
+async fn synced<K>(store: &Store<K>) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    loop {
+        // Re-poll on a timer: the readiness signal behind `wait_until_ready` wakes only the most
+        // recently registered waiter, and the controller waits on the same store.
+        if let Ok(result) = tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            return result.is_ok();
+        }
+    }
+}
+
+type BoxedRun = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The ApiKey and ModelHub controllers for one namespace (or all), with their stores.
+fn controllers(
+    ctx: &Arc<Context>,
+    namespace: Option<&str>,
+    concurrency: u16,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> (BoxedRun, BoxedRun, Store<ApiKey>, Store<ModelHub>) {
+    let client = ctx.client.clone();
+    let stop = || {
         let mut rx = stop_rx.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -259,25 +322,26 @@ pub async fn run(
     let config = kube::runtime::controller::Config::default().concurrency(concurrency);
 
     let keys = Controller::new(
-        api_in::<ApiKey>(&client, &scope),
+        api_in::<ApiKey>(&client, namespace),
         watcher::Config::default().any_semantic(),
     )
     .with_config(config.clone());
     let key_store = keys.store();
+    let mapper_store = key_store.clone();
     let keys = keys
         // Only Secrets keysmith labelled, and only their metadata: a cluster's other Secrets are
         // never cached, and values never sit in the operator's memory beyond a reconcile.
         .owns(
-            api_in::<k8s_openapi::api::core::v1::Secret>(&client, &scope),
+            api_in::<k8s_openapi::api::core::v1::Secret>(&client, namespace),
             watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
         )
         .watches(
-            api_in::<ModelHub>(&client, &scope),
+            api_in::<ModelHub>(&client, namespace),
             watcher::Config::default(),
             move |hub| {
                 let ns = hub.namespace();
                 let name = hub.name_any();
-                key_store
+                mapper_store
                     .state()
                     .into_iter()
                     .filter(|k| k.namespace() == ns && k.spec.hub_ref.name == name)
@@ -294,24 +358,20 @@ pub async fn run(
         });
 
     let hubs = Controller::new(
-        api_in::<ModelHub>(&client, &scope),
+        api_in::<ModelHub>(&client, namespace),
         watcher::Config::default().any_semantic(),
     )
-    .with_config(config)
-    .graceful_shutdown_on(stop())
-    .run(model_hub::reconcile, model_hub::error_policy, ctx.clone())
-    .for_each(|res| async move {
-        if let Err(err) = res {
-            warn!(error = %err, "ModelHub reconcile failed");
-        }
-    });
-
-    let trigger = async move {
-        shutdown.await;
-        info!("stopping controllers");
-        let _ = stop_tx.send(true);
-    };
-    tokio::join!(keys, hubs, trigger);
+    .with_config(config);
+    let hub_store = hubs.store();
+    let hubs = hubs
+        .graceful_shutdown_on(stop())
+        .run(model_hub::reconcile, model_hub::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(err) = res {
+                warn!(error = %err, "ModelHub reconcile failed");
+            }
+        });
+    (Box::pin(keys), Box::pin(hubs), key_store, hub_store)
 }
 
 /// Requeue action after `d`.

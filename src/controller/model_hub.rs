@@ -12,6 +12,9 @@ use crate::{
     plan, provider,
 };
 
+/// Controller name in metrics.
+const CONTROLLER: &str = "modelhub";
+
 /// How soon a hub waiting for its credentials Secret looks again: Secrets are not watched (that would
 /// mean caching every Secret), so this is how a newly created credential is noticed.
 const CREDENTIALS_POLL: Duration = Duration::from_secs(15);
@@ -19,6 +22,7 @@ const CREDENTIALS_POLL: Duration = Duration::from_secs(15);
 /// Entry point for the controller runtime.
 #[instrument(skip(hub, ctx), fields(namespace = hub.namespace().unwrap_or_default(), name = %hub.name_any()))]
 pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = hub.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<ModelHub> = Api::namespaced(ctx.client.clone(), &ns);
     let before = hub.status.clone().unwrap_or_default();
@@ -99,6 +103,7 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
 /// Requeue after an error that escaped `reconcile`.
 pub fn error_policy(hub: Arc<ModelHub>, err: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %err, reason = err.reason(), name = %hub.name_any(), "ModelHub reconcile failed");
+    ctx.metrics.reconcile_error(CONTROLLER, err.reason());
     requeue(ctx.backoff(
         &hub.uid().unwrap_or_default(),
         ctx.settings.default_usage_interval,

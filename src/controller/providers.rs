@@ -11,9 +11,11 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::{
     crd::{ModelHub, Provider},
+    metrics::Metrics,
     provider::{
         self, DynProvider, SecretValue,
         http::{HttpConfig, Transport},
+        instrumented::Instrumented,
         openrouter::{self, OpenRouterClient},
     },
 };
@@ -102,13 +104,15 @@ type ClientInputs = (Option<i64>, Option<String>);
 /// changes.
 pub struct ProviderCache {
     factory: Arc<dyn ProviderFactory>,
+    metrics: Arc<Metrics>,
     clients: Mutex<HashMap<String, (ClientInputs, DynProvider)>>,
 }
 
 impl ProviderCache {
-    pub(crate) fn new(factory: Arc<dyn ProviderFactory>) -> Self {
+    pub(crate) fn new(factory: Arc<dyn ProviderFactory>, metrics: Arc<Metrics>) -> Self {
         Self {
             factory,
+            metrics,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -152,6 +156,7 @@ impl ProviderCache {
             .factory
             .build(hub, credential)
             .map_err(HubClientError::Provider)?;
+        let client = Instrumented::wrap(client, hub.spec.provider.as_str(), self.metrics.clone());
         clients.insert(uid, (inputs, client.clone()));
         Ok(client)
     }

@@ -3,6 +3,7 @@
 
 mod error;
 pub mod http;
+pub mod instrumented;
 pub mod openrouter;
 mod secret_value;
 

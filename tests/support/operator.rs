@@ -57,14 +57,16 @@ impl Env {
             default_usage_interval: Duration::from_secs(2),
             error_backoff_base: Duration::from_millis(500),
         };
-        let ctx = Context::new(self.ns.client.clone(), Arc::new(DefaultProviderFactory), settings);
-        let scope = Scope::Namespace(self.ns.name.clone());
-        self.operator = Some(tokio::spawn(controller::run(
-            ctx,
-            scope,
-            4,
-            std::future::pending(),
-        )));
+        let metrics = Arc::new(keysmith::metrics::Metrics::default());
+        let ctx = Context::new(
+            self.ns.client.clone(),
+            Arc::new(DefaultProviderFactory),
+            settings,
+            metrics,
+        );
+        let scope = Scope::Namespaces(vec![self.ns.name.clone()]);
+        let run = controller::run(ctx, scope, 4, std::future::pending(), || ());
+        self.operator = Some(tokio::spawn(run));
     }
 
     /// Server-side applies a Secret with string data.

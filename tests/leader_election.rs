@@ -1,0 +1,119 @@
+//! Two replicas with leader election: only the Lease holder reconciles, and when it is killed the
+//! standby takes over within the Lease duration.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
+
+mod support;
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use serde_json::json;
+use support::{
+    eventually,
+    operator::{Env, key_ready},
+};
+
+const LEASE_SECONDS: u64 = 10;
+
+fn replica(env: &Env, identity: &str, log: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .args([
+            "run",
+            "--namespace",
+            &env.ns.name,
+            "--health-addr",
+            "127.0.0.1:0",
+            "--usage-interval",
+            "2s",
+        ])
+        .args([
+            "--log-format",
+            "json",
+            "--leader-election",
+            "--lease-namespace",
+            &env.ns.name,
+        ])
+        .args([
+            "--lease-duration",
+            &format!("{LEASE_SECONDS}s"),
+            "--lease-renew-interval",
+            "5s",
+        ])
+        .env("KUBECONFIG", support::kubeconfig())
+        .env("POD_NAME", identity)
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn holder(env: &Env) -> Option<String> {
+    env.ns
+        .api::<Lease>()
+        .get_opt("keysmith")
+        .await
+        .unwrap()?
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
+    let env = Env::new("leader").await;
+    env.apply_hub("or", json!({})).await;
+    let dir = std::env::temp_dir().join(format!("keysmith-leader-{}", env.ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log_a, log_b) = (dir.join("a.log"), dir.join("b.log"));
+
+    let mut a = replica(&env, "replica-a", &log_a);
+    eventually("replica-a to lead", Duration::from_secs(30), || async {
+        (holder(&env).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let _b = replica(&env, "replica-b", &log_b);
+    env.apply_key("first", json!({"hubRef": {"name": "or"}})).await;
+    env.wait_key("first", "Ready under replica-a", |k| {
+        key_ready(k).is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    assert_eq!(holder(&env).await.as_deref(), Some("replica-a"));
+    let b_log = std::fs::read_to_string(&log_b).unwrap();
+    assert!(b_log.contains("standing by"), "replica-b should wait: {b_log}");
+    assert!(
+        !b_log.contains("starting controllers"),
+        "a standby must not reconcile: {b_log}"
+    );
+
+    // kill -9: the Lease is not released, so the standby must wait for it to expire.
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    let killed = Instant::now();
+    eventually(
+        "replica-b to take over",
+        Duration::from_secs(LEASE_SECONDS * 3),
+        || async { (holder(&env).await.as_deref() == Some("replica-b")).then_some(()) },
+    )
+    .await;
+    let takeover = killed.elapsed();
+    // At most the Lease duration plus one standby poll (the renew interval) and a little slack.
+    assert!(
+        takeover <= Duration::from_secs(LEASE_SECONDS + 5 + 3),
+        "takeover took {takeover:?}"
+    );
+    println!(
+        "standby took over {:.1} s after the leader was killed",
+        takeover.as_secs_f64()
+    );
+
+    env.apply_key("second", json!({"hubRef": {"name": "or"}})).await;
+    env.wait_key("second", "Ready under replica-b", |k| {
+        key_ready(k).is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    std::fs::remove_dir_all(&dir).ok();
+}
