@@ -2,8 +2,13 @@
 # Multi-stage build: a static musl binary on a distroless, non-root base with nothing else in it.
 # The operator needs no shell, no libc and no CA bundle (provider roots are compiled in).
 
-FROM rust:1.95-bookworm AS build
-RUN rustup target add x86_64-unknown-linux-musl \
+# Build arguments: RUST_VERSION picks the toolchain image; TARGET the musl target triple.
+ARG RUST_VERSION=1.95
+FROM rust:${RUST_VERSION}-bookworm AS build
+ARG TARGET=x86_64-unknown-linux-musl
+# musl-tools follows the base image's Debian release; pinning it would break on every point release.
+# hadolint ignore=DL3008
+RUN rustup target add "${TARGET}" \
  && apt-get update && apt-get install -y --no-install-recommends musl-tools \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -12,8 +17,8 @@ COPY src ./src
 # Cache mounts keep the registry and target directory between builds without baking them into a layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target x86_64-unknown-linux-musl --bin keysmith \
- && cp target/x86_64-unknown-linux-musl/release/keysmith /keysmith
+    cargo build --release --locked --target "${TARGET}" --bin keysmith \
+ && cp "target/${TARGET}/release/keysmith" /keysmith
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /keysmith /usr/local/bin/keysmith

@@ -28,9 +28,10 @@ test: lint cluster-up ## Lints, unit and integration tests on the real control p
 	hack/chart-check.sh
 	hack/demo.sh --once
 
-lint: ## rustfmt and clippy, warnings are errors
+lint: ## rustfmt, clippy (warnings are errors) and hadolint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	hack/lint-dockerfile.sh
 
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --locked -q -- crds > crds/keysmith.dev.yaml
