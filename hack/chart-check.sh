@@ -1,19 +1,247 @@
 #!/usr/bin/env bash
-# Checks the Helm chart: helm lint, then both RBAC modes rendered and validated by the real apiserver
-# (server-side dry run: the OpenAPI schemas and admission, not a copy of them).
+# Checks the Helm chart:
+#   1. helm lint --strict, with the defaults and with every optional feature on;
+#   2. values.schema.json and the template's own checks refuse bad values (helm template must fail);
+#   3. every mode rendered and validated by the real apiserver (server-side dry run: the OpenAPI schemas
+#      and admission, not a copy of them), plus what the apiserver cannot know: the env the operator
+#      reads, which RBAC objects exist in which mode, the Service and ServiceMonitor selecting the Pods;
+#   4. hack/rbac-check.sh: the RBAC installed for real, with what the ServiceAccount may and may not do.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+start=$SECONDS
 "$here/cluster.sh" up >/dev/null
 export KUBECONFIG=$("$here/cluster.sh" kubeconfig)
 chart=$root/charts/keysmith
-"$here/helm" lint --strict "$chart" >/dev/null
-ns=keysmith-chart-check
-"$here/kubectl" create namespace "$ns" --dry-run=client -o yaml | "$here/kubectl" apply -f - >/dev/null
-for mode in "" "--set watchNamespace=$ns"; do
-  # shellcheck disable=SC2086
-  "$here/helm" template keysmith-check "$chart" --namespace "$ns" $mode |
-    "$here/kubectl" apply --dry-run=server -n "$ns" -f - >/dev/null
-done
-"$here/kubectl" delete namespace "$ns" --wait=false >/dev/null
-echo "[chart] lint and server-side validation passed (cluster-wide and namespaced RBAC)"
+helm() { "$here/helm" "$@"; }
+kubectl() { "$here/kubectl" "$@"; }
+log() { printf '[chart] %s\n' "$*" >&2; }
+work=$(mktemp -d)
+id=$(openssl rand -hex 3)
+ns=kschart-$id     # release namespace
+ns2=kschart-$id-b  # a second watched namespace
+cleanup() {
+  local rc=$?
+  kubectl delete namespace "$ns" "$ns2" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+# Everything optional turned on, with peers and CIDRs, as one values file.
+cat >"$work/values-all.yaml" <<YAML
+replicaCount: 2
+updateStrategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+watchNamespaces: [$ns, $ns2]
+logging: {level: "keysmith=debug,kube=info", format: text}
+usageInterval: 1h30m
+imagePullSecrets: [{name: regcred}]
+serviceAccount: {annotations: {example.com/role: keysmith}}
+metrics:
+  service: {annotations: {example.com/scrape: "true"}}
+  serviceMonitor: {enabled: true, interval: 1m, scrapeTimeout: 10s, labels: {release: prometheus}}
+podDisruptionBudget: {enabled: true, maxUnavailable: "50%"}
+networkPolicy:
+  enabled: true
+  ingress:
+    from:
+      - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}
+        podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}
+  egress:
+    dns:
+      to:
+        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}
+          podSelector: {matchLabels: {k8s-app: kube-dns}}
+    apiServer: {cidrs: [10.0.0.1/32, "fd00::1/128"], ports: [443, 6443]}
+    providers: {cidrs: [104.18.0.0/16], ports: [443]}
+    extra: [{to: [{ipBlock: {cidr: 192.0.2.0/24}}], ports: [{port: 8443, protocol: TCP}]}]
+priorityClassName: system-cluster-critical
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Equal, value: operators, effect: NoSchedule}]
+YAML
+
+# 1. Lint.
+helm lint --strict "$chart" >/dev/null
+helm lint --strict "$chart" -f "$work/values-all.yaml" >/dev/null
+log "helm lint --strict passed (defaults, every option on)"
+
+# 2. Bad values: each must make `helm template` fail, with a message naming the problem.
+refused=0
+refuse() { # expected-message-fragment helm-args...
+  local want=$1 out; shift
+  if out=$(helm template t "$chart" "$@" 2>&1 >/dev/null); then
+    log "FAIL: helm template $* succeeded; it must be refused"; exit 1
+  fi
+  if ! grep -qF -- "$want" <<<"$out"; then
+    log "FAIL: helm template $* failed without mentioning '$want':"; echo "$out" >&2; exit 1
+  fi
+  refused=$((refused + 1))
+}
+refuse "/logging/format" --set logging.format=xml
+refuse "/concurrency" --set concurrency=0
+refuse "/concurrency" --set concurrency=257
+refuse "additional properties 'unknownKey' not allowed" --set unknownKey=1
+refuse "additional properties 'unknown' not allowed" --set metrics.serviceMonitor.unknown=1
+refuse "additional properties 'leaseName' not allowed" --set leaderElection.leaseName=x
+refuse "/usageInterval" --set-string usageInterval=5
+refuse "/usageInterval" --set usageInterval=5d
+refuse "/usageInterval" --set usageInterval=5m-
+refuse "/leaderElection/leaseDuration" --set-string leaderElection.leaseDuration=15
+refuse "/leaderElection/renewInterval" --set leaderElection.renewInterval=soon
+refuse "/image/pullPolicy" --set image.pullPolicy=Sometimes
+refuse "/replicaCount" --set replicaCount=0
+refuse "/replicaCount" --set replicaCount=1.5
+refuse "/updateStrategy/type" --set updateStrategy.type=BlueGreen
+refuse "/watchNamespaces/0" --set 'watchNamespaces={Team_X}'
+refuse "/watchNamespaces" --set 'watchNamespaces={a,a}'
+refuse "/watchNamespaces" --set watchNamespaces=team-x
+refuse "/metrics/serviceMonitor/interval" --set metrics.serviceMonitor.interval=1.5m
+refuse "/podDisruptionBudget/maxUnavailable" --set podDisruptionBudget.maxUnavailable=-1
+refuse "/networkPolicy/egress/apiServer/ports" --set 'networkPolicy.egress.apiServer.ports={0}'
+refuse "/networkPolicy/egress/providers/cidrs/0" --set 'networkPolicy.egress.providers.cidrs={api.openai.com}'
+refuse "/networkPolicy/ingress/from/0" --set-json 'networkPolicy.ingress.from=[{"namespace":"monitoring"}]'
+refuse "needs leaderElection.enabled=true" --set replicaCount=2 --set leaderElection.enabled=false
+refuse "needs leaderElection.enabled=true" --set updateStrategy.type=RollingUpdate --set leaderElection.enabled=false
+refuse "updateStrategy.rollingUpdate is set" --set updateStrategy.rollingUpdate.maxSurge=1
+refuse "needs metrics.service.enabled=true" --set metrics.serviceMonitor.enabled=true --set metrics.service.enabled=false
+log "$refused kinds of bad values refused by helm template"
+
+# 3. Render each mode, validate it on the apiserver, and check what the apiserver cannot know.
+for n in "$ns" "$ns2"; do kubectl create namespace "$n" >/dev/null; done
+render() { # name helm-args...
+  local name=$1; shift
+  helm template keysmith-check "$chart" --namespace "$ns" "$@" >"$work/$name.yaml"
+  # No ServiceMonitor CRD on this control plane (the Prometheus Operator is not installed): that object is
+  # checked by assert.py below instead.
+  python3 -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] != "ServiceMonitor"]
+yaml.safe_dump_all(docs, sys.stdout)' "$work/$name.yaml" | kubectl apply --dry-run=server -f - >/dev/null
+}
+render default
+render namespaced --set "watchNamespaces={$ns,$ns2}"
+render no-leader-election --set leaderElection.enabled=false --set metrics.service.enabled=false
+render all -f "$work/values-all.yaml"
+render existing-sa --set serviceAccount.create=false --set serviceAccount.name=keysmith-existing \
+  --set fullnameOverride=ks --set image.tag=dev --set image.pullPolicy=Always
+
+python3 - "$work" "$ns" "$ns2" <<'PY'
+import sys, yaml
+work, ns, ns2 = sys.argv[1:]
+def load(name):
+    return [d for d in yaml.safe_load_all(open(f"{work}/{name}.yaml")) if d]
+def one(docs, kind, name=None):
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{len(found)} {kind} {name or ''}"
+    return found[0]
+def kinds(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+def env(docs):
+    c = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+def check(cond, what):
+    if not cond:
+        sys.exit(f"[chart] FAIL: {what}")
+
+full = "keysmith-check"  # the release name contains the chart name
+# Default: every namespace through a ClusterRole, leader election on, one replica, Recreate.
+d = load("default")
+e = env(d)
+check("KEYSMITH_NAMESPACE" not in e, "default: KEYSMITH_NAMESPACE is set")
+check(e["KEYSMITH_LEADER_ELECTION"] == "true", "default: leader election is not on")
+check(e["KEYSMITH_LEASE_NAME"] == full, "default: lease name")
+check(e["KEYSMITH_LEASE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, "lease namespace")
+check(e["KEYSMITH_LEASE_DURATION"] == "15s" and e["KEYSMITH_LEASE_RENEW_INTERVAL"] == "5s", "lease timing")
+check(e["KEYSMITH_HEALTH_ADDR"] == "0.0.0.0:8080", "health address")
+dep = one(d, "Deployment")
+check(dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}, "default strategy")
+check(len(kinds(d, "ClusterRole")) == 1 and len(kinds(d, "ClusterRoleBinding")) == 1, "default: ClusterRole")
+lease_role = one(d, "Role", f"{full}-leader-election")
+check(lease_role["metadata"]["namespace"] == ns, "lease Role namespace")
+check(lease_role["rules"] == [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [full], "verbs": ["get", "update"]},
+], "lease Role rules")
+check(one(d, "RoleBinding", f"{full}-leader-election")["subjects"] ==
+      [{"kind": "ServiceAccount", "name": full, "namespace": ns}], "lease RoleBinding subject")
+for kind in ("ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy"):
+    check(not kinds(d, kind), f"default: {kind} rendered")
+# The metrics Service selects the operator Pods, on the container port named http (8080).
+svc = one(d, "Service")
+pod = dep["spec"]["template"]
+check(svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items(), "Service selector")
+check(svc["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}], "Service port")
+check({"name": "http", "containerPort": 8080, "protocol": "TCP"} in pod["spec"]["containers"][0]["ports"], "container port")
+
+# Namespaced: a Role and RoleBinding per watched namespace, the list comma-separated, nothing cluster-wide.
+d = load("namespaced")
+check(env(d)["KEYSMITH_NAMESPACE"] == f"{ns},{ns2}", "namespaced: KEYSMITH_NAMESPACE")
+check(not kinds(d, "ClusterRole") and not kinds(d, "ClusterRoleBinding"), "namespaced: cluster-wide RBAC")
+roles = {r["metadata"]["namespace"] for r in kinds(d, "Role") if r["metadata"]["name"] == full}
+bindings = {r["metadata"]["namespace"] for r in kinds(d, "RoleBinding") if r["metadata"]["name"] == full}
+check(roles == {ns, ns2} and bindings == {ns, ns2}, f"namespaced: Roles in {roles}, RoleBindings in {bindings}")
+cluster_rules = one(load("default"), "ClusterRole")["rules"]
+for r in kinds(d, "Role"):
+    if r["metadata"]["name"] == full:
+        check(r["rules"] == cluster_rules, "namespaced Role rules differ from the ClusterRole's")
+
+# Leader election off: no Lease env, no Lease RBAC, no Service.
+d = load("no-leader-election")
+e = env(d)
+check(e["KEYSMITH_LEADER_ELECTION"] == "false", "leader election off: env")
+check(not [k for k in e if k.startswith("KEYSMITH_LEASE_")], "leader election off: lease env")
+check(not [r for r in kinds(d, "Role") if "leader-election" in r["metadata"]["name"]], "leader election off: Role")
+check(not kinds(d, "Service"), "metrics.service.enabled=false: Service rendered")
+
+# Everything on.
+d = load("all")
+dep = one(d, "Deployment")
+check(dep["spec"]["replicas"] == 2, "all: replicas")
+check(dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, "all: strategy")
+pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+svc = one(d, "Service")
+sm = one(d, "ServiceMonitor")
+check(sm["apiVersion"] == "monitoring.coreos.com/v1", "ServiceMonitor apiVersion")
+check(sm["metadata"]["labels"]["release"] == "prometheus", "ServiceMonitor labels")
+check(sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items(), "ServiceMonitor selects the Service")
+check(sm["spec"]["namespaceSelector"] == {"matchNames": [ns]}, "ServiceMonitor namespace")
+check(sm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "scheme": "http", "interval": "1m", "scrapeTimeout": "10s"}],
+      "ServiceMonitor endpoint")
+check({p["name"] for p in svc["spec"]["ports"]} == {"http"}, "ServiceMonitor port exists on the Service")
+pdb = one(d, "PodDisruptionBudget")
+check(pdb["spec"] == {"maxUnavailable": "50%", "selector": {"matchLabels": dict(svc["spec"]["selector"])}}, "PDB")
+check(pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items(), "PDB selects the Pods")
+np = one(d, "NetworkPolicy")["spec"]
+check(np["podSelector"]["matchLabels"].items() <= pod_labels.items(), "NetworkPolicy selects the Pods")
+check(np["policyTypes"] == ["Ingress", "Egress"], "NetworkPolicy types")
+check(len(np["ingress"]) == 1 and np["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}], "ingress: 8080 only")
+check(np["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}, "ingress peers")
+ports = [sorted((p["port"], p["protocol"]) for p in rule["ports"]) for rule in np["egress"]]
+check(ports == [[(53, "TCP"), (53, "UDP")], [(443, "TCP"), (6443, "TCP")], [(443, "TCP")], [(8443, "TCP")]], f"egress ports {ports}")
+check(np["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}, {"ipBlock": {"cidr": "fd00::1/128"}}], "API server CIDRs")
+check(np["egress"][2]["to"] == [{"ipBlock": {"cidr": "104.18.0.0/16"}}], "provider CIDRs")
+check(env(d)["KEYSMITH_LOG_FORMAT"] == "text" and env(d)["KEYSMITH_USAGE_INTERVAL"] == "1h30m", "all: env")
+
+# An existing ServiceAccount: none created, the roles bound to the named one.
+d = load("existing-sa")
+check(not kinds(d, "ServiceAccount"), "serviceAccount.create=false: ServiceAccount rendered")
+check(one(d, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "keysmith-existing", "SA name")
+check(one(d, "ClusterRoleBinding")["subjects"][0]["name"] == "keysmith-existing", "binding subject")
+check(one(d, "ClusterRole")["metadata"]["name"] == "ks", "fullnameOverride")
+c = one(d, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+check(c["image"] == "ghcr.io/keysmith-dev/keysmith:dev" and c["imagePullPolicy"] == "Always", "image")
+print("[chart] rendered objects checked: env, RBAC per mode, Service/ServiceMonitor/PDB/NetworkPolicy selectors and ports")
+PY
+# The default NetworkPolicy: no peers and no CIDRs, so no `from`/`to` (any address) but only the listed ports.
+helm template keysmith-check "$chart" --namespace "$ns" --set networkPolicy.enabled=true \
+  --show-only templates/networkpolicy.yaml | python3 -c '
+import sys, yaml
+np = yaml.safe_load(sys.stdin)["spec"]
+rules = np["ingress"] + np["egress"]
+assert all("from" not in r and "to" not in r for r in rules), "default NetworkPolicy restricts peers"
+assert [sorted(p["port"] for p in r["ports"]) for r in np["egress"]] == [[53, 53], [443, 6443], [443]], np["egress"]'
+log "5 modes validated by the apiserver (server-side dry run) and checked ($((SECONDS - start))s)"
+
+# 4. RBAC installed for real.
+"$here/rbac-check.sh"
+log "chart checks passed in $((SECONDS - start))s"

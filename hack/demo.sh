@@ -62,12 +62,37 @@ done >"$work/manifests.yaml"
 kubectl apply -n "$ns" -f "$work/manifests.yaml"
 
 # Install the chart as a user would. No Pod runs here (there is no kubelet), so the operator runs as a
-# local process instead, impersonating the chart's ServiceAccount: this proves that the chart's
-# least-privilege RBAC is all the operator needs.
+# local process instead, with a token of the chart's ServiceAccount (TokenRequest API, as the kubelet would
+# mount it): this proves that the chart's least-privilege RBAC is all the operator needs.
 "$here/helm" upgrade --install keysmith "$root/charts/keysmith" --namespace keysmith-system --create-namespace \
   --skip-crds >/dev/null
-sed -e 's|^    client-key: \(.*\)$|    client-key: \1\n    as: system:serviceaccount:keysmith-system:keysmith|' \
-  "$KUBECONFIG" >"$work/operator.kubeconfig"
+sa=$(kubectl get deployment keysmith -n keysmith-system -o jsonpath='{.spec.template.spec.serviceAccountName}')
+token=$(kubectl create token "$sa" -n keysmith-system --duration=1h)
+server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+ca=$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')
+# The same server and CA as the admin kubeconfig, and no client certificate: the token is the only identity.
+(umask 077; cat >"$work/operator.kubeconfig" <<KCFG
+apiVersion: v1
+kind: Config
+clusters:
+- name: keysmith
+  cluster:
+    server: $server
+    certificate-authority: $ca
+users:
+- name: $sa
+  user:
+    token: $token
+contexts:
+- name: keysmith
+  context: {cluster: keysmith, user: $sa}
+current-context: keysmith
+KCFG
+)
+unset token
+whoami=$(KUBECONFIG=$work/operator.kubeconfig kubectl auth whoami -o jsonpath='{.status.userInfo.username}')
+[ "$whoami" = "system:serviceaccount:keysmith-system:$sa" ] || { log "operator kubeconfig authenticates as $whoami"; exit 1; }
+log "operator identity: $whoami (ServiceAccount token)"
 KUBECONFIG=$work/operator.kubeconfig "$keysmith" run --namespace "$ns" --health-addr 127.0.0.1:0 \
   >"$work/operator.log" 2>&1 &
 operator=$!
@@ -99,6 +124,13 @@ if $once; then
   # Deleting while the operator runs revokes the minted key at the simulator.
   kubectl delete -n "$ns" apikeys --all --wait=true --timeout=60s >/dev/null
   kubectl delete namespace "$ns" --wait=false >/dev/null
+  # Least privilege must still be enough: no request of the operator was refused (a refused Event would
+  # only be logged, not fail a check above).
+  if grep -qi 'forbidden' "$work/operator.log"; then
+    log "the operator was refused a request; operator log:"
+    grep -i 'forbidden' "$work/operator.log" | tail -n 20 >&2
+    exit 1
+  fi
   log "demo checks passed"
   exit 0
 fi
