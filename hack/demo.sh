@@ -93,7 +93,8 @@ unset token
 whoami=$(KUBECONFIG=$work/operator.kubeconfig kubectl auth whoami -o jsonpath='{.status.userInfo.username}')
 [ "$whoami" = "system:serviceaccount:keysmith-system:$sa" ] || { log "operator kubeconfig authenticates as $whoami"; exit 1; }
 log "operator identity: $whoami (ServiceAccount token)"
-KUBECONFIG=$work/operator.kubeconfig "$keysmith" run --namespace "$ns" --health-addr 127.0.0.1:0 \
+health_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+KUBECONFIG=$work/operator.kubeconfig "$keysmith" run --namespace "$ns" --health-addr "127.0.0.1:$health_port" \
   >"$work/operator.log" 2>&1 &
 operator=$!
 pids+=($operator)
@@ -119,6 +120,24 @@ fi
 if grep -qe "$imported_key" -e "$management_key" "$work/operator.log" "$work/simulator.log"; then
   log "a key value leaked into the logs"; exit 1
 fi
+# /metrics: per-key gauges and provider calls are exported, and no key value is.
+curl -fs "http://127.0.0.1:$health_port/metrics" >"$work/metrics.txt"
+for series in 'keysmith_apikey_ready{namespace="keysmith-demo",name="chat-backend"} 1' \
+  'keysmith_apikey_budget_usd{namespace="keysmith-demo",name="chat-backend"} 25' \
+  'keysmith_provider_requests_total{provider="openrouter",operation="create_key",outcome="ok"}' \
+  'keysmith_reconciles_total{controller="apikey"}'; do
+  grep -qF "$series" "$work/metrics.txt" || { log "missing from /metrics: $series"; cat "$work/metrics.txt" >&2; exit 1; }
+done
+if grep -qe "$imported_key" -e "$management_key" "$work/metrics.txt"; then
+  log "a key value leaked into /metrics"; exit 1
+fi
+echo "metrics: $(grep -c '^keysmith_' "$work/metrics.txt") keysmith series on /metrics"
+# The same binary as a kubectl plugin.
+mkdir -p "$work/bin" && ln -sf "$keysmith" "$work/bin/kubectl-keysmith"
+echo
+PATH=$work/bin:$PATH kubectl keysmith status -n "$ns" | tee "$work/plugin.txt"
+grep -q "chat-backend .*KeyReady" "$work/plugin.txt" || { log "kubectl keysmith status misses chat-backend"; exit 1; }
+PATH=$work/bin:$PATH kubectl keysmith usage -n "$ns" chat-backend
 
 if $once; then
   # Deleting while the operator runs revokes the minted key at the simulator.

@@ -14,7 +14,7 @@ pub enum Error {
     ServerVersion(#[source] kube::Error),
 
     /// The keysmith CRDs are not installed in the cluster.
-    #[error("the keysmith CRDs are not installed: run `keysmith crds | kubectl apply --server-side -f -`")]
+    #[error("cannot list keysmith resources: are the CRDs installed (`keysmith crds | kubectl apply --server-side -f -`) and may this identity list them?")]
     CrdsMissing(#[source] kube::Error),
 
     /// Leader election failed.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod plugin;
 pub mod provider;
 pub mod run;
 pub mod server;

@@ -3,13 +3,28 @@ use std::process::ExitCode;
 use clap::Parser;
 use keysmith::{
     cli::{Cli, Command, SimulateArgs, SimulatedProvider},
-    crd, run,
+    crd, plugin, run,
     simulator::{self, clock::Clock, openrouter::OpenRouterSim},
     telemetry,
 };
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args()
+        .next()
+        .is_some_and(|argv0| plugin::invoked_as_plugin(&argv0))
+    {
+        return match plugin::run(plugin::PluginCli::parse()).await {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {}", error_chain(&err));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     if let Err(err) = telemetry::init(&cli.log_level, cli.log_format) {
         eprintln!("keysmith: {}", error_chain(&err));

@@ -52,16 +52,24 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
             platform = %version.platform,
             "connected to Kubernetes"
         );
-        // Fail fast with an install hint rather than letting the watches retry forever.
+        let namespaces: Vec<String> = args
+            .namespaces
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        // Fail fast with an install hint rather than letting the watches retry forever. The probe
+        // lists where the operator is allowed to: with only Roles, a cluster-wide list is refused.
         let probe = kube::api::ListParams::default().limit(1);
-        Api::<ApiKey>::all(client.clone())
-            .list_metadata(&probe)
-            .await
-            .map_err(Error::CrdsMissing)?;
-        Api::<ModelHub>::all(client.clone())
-            .list_metadata(&probe)
-            .await
-            .map_err(Error::CrdsMissing)?;
+        let (keys, hubs): (Api<ApiKey>, Api<ModelHub>) = match namespaces.first() {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        keys.list_metadata(&probe).await.map_err(Error::CrdsMissing)?;
+        hubs.list_metadata(&probe).await.map_err(Error::CrdsMissing)?;
         let settings = Settings {
             default_usage_interval: args.usage_interval,
             ..Settings::default()
@@ -72,12 +80,7 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
             settings,
             metrics.clone(),
         );
-        let namespaces: Vec<String> = args
-            .namespaces
-            .iter()
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty())
-            .collect();
+
         let scope = if namespaces.is_empty() {
             Scope::All
         } else {
