@@ -13,8 +13,10 @@ pub enum Error {
     #[error("cannot read the Kubernetes server version")]
     ServerVersion(#[source] kube::Error),
 
-    /// The keysmith CRDs are not installed in the cluster.
-    #[error("cannot list keysmith resources: are the CRDs installed (`keysmith crds | kubectl apply --server-side -f -`) and may this identity list them?")]
+    /// The keysmith resources cannot be listed: the CRDs are missing, or RBAC refuses.
+    #[error(
+        "cannot list keysmith resources: are the CRDs installed (`keysmith crds | kubectl apply --server-side -f -`) and may this identity list them?"
+    )]
     CrdsMissing(#[source] kube::Error),
 
     /// Leader election failed.
