@@ -138,6 +138,15 @@ echo
 PATH=$work/bin:$PATH kubectl keysmith status -n "$ns" | tee "$work/plugin.txt"
 grep -q "chat-backend .*KeyReady" "$work/plugin.txt" || { log "kubectl keysmith status misses chat-backend"; exit 1; }
 PATH=$work/bin:$PATH kubectl keysmith usage -n "$ns" chat-backend
+PATH=$work/bin:$PATH kubectl keysmith rotate -n "$ns" chat-backend
+for _ in $(seq 1 150); do
+  token=$(kubectl get apikey -n "$ns" chat-backend -o jsonpath='{.status.rotation.lastRequestedToken}')
+  [ -n "$token" ] && break
+  sleep 0.2
+done
+[ -n "$token" ] || { log "kubectl keysmith rotate had no effect"; exit 1; }
+echo "rotated: previous key $(kubectl get apikey -n "$ns" chat-backend -o jsonpath='{.status.rotation.previousKeyId}') \
+stays valid until $(kubectl get apikey -n "$ns" chat-backend -o jsonpath='{.status.rotation.previousKeyRevokeAt}')"
 
 if $once; then
   # Deleting while the operator runs revokes the minted key at the simulator.

@@ -26,6 +26,11 @@ pub const APIKEY_LABEL: &str = "keysmith.dev/apikey";
 pub const KEY_ID_ANNOTATION: &str = "keysmith.dev/key-id";
 /// Annotation on the Secret: the fingerprint of the key it holds.
 pub const FINGERPRINT_ANNOTATION: &str = "keysmith.dev/fingerprint";
+/// Annotation asking for a rotation: each new value rotates the key once.
+pub const ROTATE_ANNOTATION: &str = "keysmith.dev/rotate";
+/// How long a rotated-out key stays valid when `spec.rotation.overlap` is not set.
+pub const DEFAULT_ROTATION_OVERLAP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Prefix of the tag keysmith puts in provider-side key names.
 pub const TAG_PREFIX: &str = "ks:";
 
@@ -343,6 +348,52 @@ pub fn budget_exceeded(key: &ApiKey, hub: &ModelHub, usage: &Usage) -> Option<St
             budget.limit_usd
         )
     })
+}
+
+/// Why a rotation is due now, if it is: a new `keysmith.dev/rotate` value, or the schedule.
+pub fn rotation_due(key: &ApiKey, status: &crate::crd::ApiKeyStatus, now: Timestamp) -> Option<&'static str> {
+    let rotation = status.rotation.clone().unwrap_or_default();
+    if let Some(token) = key.annotations().get(ROTATE_ANNOTATION)
+        && rotation.last_requested_token.as_ref() != Some(token)
+    {
+        return Some("requested");
+    }
+    let every = key
+        .spec
+        .rotation
+        .as_ref()
+        .and_then(|r| crate::duration::parse(&r.every))?;
+    let since = rotation
+        .last_rotated_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .or_else(|| key.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
+    let due = since
+        .checked_add(jiff::SignedDuration::try_from(every).ok()?)
+        .ok()?;
+    (now >= due).then_some("scheduled")
+}
+
+/// How long the previous key stays valid after a rotation.
+pub fn rotation_overlap(key: &ApiKey) -> std::time::Duration {
+    key.spec
+        .rotation
+        .as_ref()
+        .and_then(|r| r.overlap.as_deref())
+        .and_then(crate::duration::parse)
+        .unwrap_or(DEFAULT_ROTATION_OVERLAP)
+}
+
+/// When the next scheduled rotation falls, counted from `rotated_at`.
+pub fn next_rotation(key: &ApiKey, rotated_at: Timestamp) -> Option<Timestamp> {
+    let every = key
+        .spec
+        .rotation
+        .as_ref()
+        .and_then(|r| crate::duration::parse(&r.every))?;
+    rotated_at
+        .checked_add(jiff::SignedDuration::try_from(every).ok()?)
+        .ok()
 }
 
 /// Jitters `secs` by ±10% so that many keys created together do not poll together.

@@ -220,3 +220,37 @@ fn jitter_stays_within_ten_percent() {
     assert_eq!(jittered(100, 0.0).as_secs(), 90);
     assert_eq!(jittered(100, 1.0).as_secs(), 110);
 }
+
+#[test]
+fn rotation_is_due_once_per_token_and_on_schedule() {
+    let mut k = key(serde_json::json!({"rotation": {"every": "24h", "overlap": "30m"}}));
+    k.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(
+        "2026-11-01T00:00:00Z",
+    )));
+    let mut status = crate::crd::ApiKeyStatus::default();
+    assert_eq!(rotation_due(&k, &status, ts("2026-11-01T12:00:00Z")), None);
+    assert_eq!(
+        rotation_due(&k, &status, ts("2026-11-02T00:00:00Z")),
+        Some("scheduled")
+    );
+    k.metadata.annotations = Some([(ROTATE_ANNOTATION.to_owned(), "t1".to_owned())].into());
+    assert_eq!(
+        rotation_due(&k, &status, ts("2026-11-01T12:00:00Z")),
+        Some("requested")
+    );
+    status.rotation = Some(crate::crd::RotationStatus {
+        last_requested_token: Some("t1".into()),
+        last_rotated_at: Some("2026-11-01T12:00:00Z".into()),
+        ..Default::default()
+    });
+    assert_eq!(rotation_due(&k, &status, ts("2026-11-02T11:59:59Z")), None);
+    assert_eq!(
+        rotation_due(&k, &status, ts("2026-11-02T12:00:00Z")),
+        Some("scheduled")
+    );
+    assert_eq!(rotation_overlap(&k), std::time::Duration::from_secs(1800));
+    assert_eq!(
+        next_rotation(&k, ts("2026-11-01T12:00:00Z")),
+        Some(ts("2026-11-02T12:00:00Z"))
+    );
+}

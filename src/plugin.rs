@@ -3,7 +3,10 @@
 //! at a glance. Rendering is pure; only `run` talks to the cluster.
 
 use clap::{Parser, Subcommand};
-use kube::{Api, Client, ResourceExt, api::ListParams};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+};
 
 use crate::crd::{ApiKey, ModelHub, conditions};
 
@@ -31,6 +34,11 @@ pub enum PluginCommand {
         /// Only this ApiKey.
         name: Option<String>,
     },
+    /// Rotate a key now: a new key goes into the Secret, the old one stays valid for the overlap.
+    Rotate {
+        /// The ApiKey.
+        name: String,
+    },
 }
 
 /// Errors of the plugin.
@@ -39,8 +47,8 @@ pub enum Error {
     /// No cluster connection.
     #[error("cannot connect to the cluster")]
     Connect(#[source] kube::Error),
-    /// Listing failed.
-    #[error("cannot list {0} (are the keysmith CRDs installed?)")]
+    /// Listing or annotating failed.
+    #[error("cannot read or annotate {0} (are the keysmith CRDs installed, and does the ApiKey exist?)")]
     List(&'static str, #[source] kube::Error),
 }
 
@@ -56,6 +64,15 @@ pub async fn run(cli: PluginCli) -> Result<String, Error> {
     } else {
         (Api::namespaced(client.clone(), &ns), Api::namespaced(client, &ns))
     };
+    if let PluginCommand::Rotate { name } = &cli.command {
+        // A fresh token per request: the controller rotates once per distinct value.
+        let token = jiff::Timestamp::now().to_string();
+        let patch = serde_json::json!({"metadata": {"annotations": {crate::plan::ROTATE_ANNOTATION: token}}});
+        keys.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::List("apikeys", e))?;
+        return Ok(format!("apikey/{name} rotation requested ({token})\n"));
+    }
     let lp = ListParams::default();
     let mut keys = keys.list(&lp).await.map_err(|e| Error::List("apikeys", e))?.items;
     keys.sort_by_key(|k| (k.namespace(), k.name_any()));
@@ -73,6 +90,7 @@ pub async fn run(cli: PluginCli) -> Result<String, Error> {
             keys.retain(|k| name.as_ref().is_none_or(|n| *n == k.name_any()));
             render_usage(&keys)
         }
+        PluginCommand::Rotate { .. } => String::new(),
     })
 }
 

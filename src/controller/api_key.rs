@@ -66,7 +66,7 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
         Ok(synced) => {
             ctx.succeeded(&uid);
             report_synced(&key, synced, &mut status, &now);
-            requeue(usage_interval(ctx, Some(&synced.hub)))
+            requeue(next_wake(usage_interval(ctx, Some(&synced.hub)), &status))
         }
         Err(problem) => {
             ctx.metrics.reconcile_error(CONTROLLER, problem.reason());
@@ -212,6 +212,18 @@ async fn announce_transitions(key: &ApiKey, ctx: &Context, before: &ApiKeyStatus
         ctx.event(key, warning, &new.reason, "Reconcile", new.message.clone())
             .await;
     }
+}
+
+/// The usage interval, or sooner when the previous key's overlap ends or a rotation falls due.
+fn next_wake(usage: Duration, status: &ApiKeyStatus) -> Duration {
+    let now = jiff::Timestamp::now();
+    let rotation = status.rotation.clone().unwrap_or_default();
+    [rotation.previous_key_revoke_at, rotation.next_rotation_at]
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.duration_since(now).unsigned_abs() + Duration::from_millis(200))
+        .fold(usage, Duration::min)
 }
 
 fn usage_interval(ctx: &Context, hub: Option<&ModelHub>) -> Duration {

@@ -215,14 +215,10 @@ async fn mint(
     let held_id = existing.and_then(plan::secret_key_id).map(str::to_owned);
 
     if status.pending_create.is_some() {
-        recover(
-            provider,
-            &uid,
-            held_value.is_some().then_some(held_id.as_deref()).flatten(),
-            status,
-        )
-        .await?;
+        let secret_key_id = held_value.is_some().then_some(held_id.as_deref()).flatten();
+        recover(key, provider, &uid, secret_key_id, status).await?;
     }
+    revoke_expired_previous(key, ctx, provider, status).await?;
 
     let record = match &status.key_id {
         Some(id) => provider.get_key(id).await?,
@@ -237,7 +233,24 @@ async fn mint(
                 .map(str::to_owned)
                 .unwrap_or_else(|| new_tag(&uid));
             let desired = plan::desired_settings(key, hub, &tag);
+            let rotation = plan::rotation_due(key, status, jiff::Timestamp::now());
             match plan::key_change(&record, &desired) {
+                _ if rotation.is_some() => {
+                    let why = rotation.unwrap_or_default();
+                    ctx.event(
+                        key,
+                        false,
+                        "KeyRotating",
+                        "Rotate",
+                        format!("rotation {why}: issuing a new key"),
+                    )
+                    .await;
+                    let (record, value) = issue(
+                        key, ctx, hub, secrets, existing, provider, base_url, status, "Rotate",
+                    )
+                    .await?;
+                    (record, value, true)
+                }
                 KeyChange::None => (record, value, false),
                 KeyChange::Update => {
                     info!(key_id = %record.id, "updating provider key in place");
@@ -339,11 +352,19 @@ async fn issue(
     .await?;
     failpoint("after-secret-write");
 
-    let previous = status.key_id.replace(created.record.id.clone());
+    let previous = status
+        .key_id
+        .replace(created.record.id.clone())
+        .filter(|old| *old != created.record.id);
     status.pending_create = None;
     status.key_label = created.record.label.clone();
     status.fingerprint = Some(created.value.fingerprint());
     status.expires_at = created.record.settings.expires_at.map(|t| t.to_string());
+    let rotating = reason == "Rotate";
+    if rotating && let Some(old) = previous.clone() {
+        // Recorded in the same write as the new key, so status never shows one without the other.
+        retire_after_overlap(key, status, old, jiff::Timestamp::now());
+    }
     patch_status(&api, &key.name_any(), status).await?;
     failpoint("after-status-write");
     ctx.event(
@@ -355,16 +376,21 @@ async fn issue(
     )
     .await;
 
-    if let Some(old) = previous.filter(|old| *old != created.record.id) {
-        provider.delete_key(&old).await?;
-        ctx.event(
-            key,
-            false,
-            "KeyRevoked",
-            "Delete",
-            format!("previous provider key {old} revoked"),
-        )
-        .await;
+    if let Some(old) = previous {
+        if rotating {
+            let note = format!("new key in the Secret; previous key {old} stays valid for the overlap");
+            ctx.event(key, false, "KeyRotated", "Rotate", note).await;
+        } else {
+            provider.delete_key(&old).await?;
+            ctx.event(
+                key,
+                false,
+                "KeyRevoked",
+                "Delete",
+                format!("previous provider key {old} revoked"),
+            )
+            .await;
+        }
     }
     Ok((created.record, created.value))
 }
@@ -372,11 +398,13 @@ async fn issue(
 /// Finishes an interrupted create: adopts the key the Secret holds, revokes every other key this
 /// ApiKey made except the one status already records, then clears the marker.
 async fn recover(
+    key: &ApiKey,
     provider: &DynProvider,
     uid: &str,
     secret_key_id: Option<&str>,
     status: &mut ApiKeyStatus,
 ) -> SyncResult<()> {
+    let previous = status.rotation.as_ref().and_then(|r| r.previous_key_id.clone());
     let mine: Vec<KeyRecord> = provider
         .list_keys()
         .await?
@@ -387,19 +415,72 @@ async fn recover(
         .filter(|id| mine.iter().any(|k| k.id == *id))
         .map(str::to_owned);
     for k in &mine {
-        let keep = Some(&k.id) == adopted.as_ref() || Some(&k.id) == status.key_id.as_ref();
+        let keep = Some(&k.id) == adopted.as_ref()
+            || Some(&k.id) == status.key_id.as_ref()
+            || Some(&k.id) == previous.as_ref();
         if !keep {
             warn!(key_id = %k.id, "revoking a key left behind by an interrupted create");
             provider.delete_key(&k.id).await?;
         }
     }
+    let rotating = status
+        .pending_create
+        .as_ref()
+        .is_some_and(|p| p.reason == "Rotate");
     if let Some(id) = adopted {
         // The Secret holds this key: it replaces whatever status recorded.
         if let Some(old) = status.key_id.replace(id.clone()).filter(|old| *old != id) {
-            provider.delete_key(&old).await?;
+            if rotating {
+                // The interrupted rotation finishes as planned: the old key lives out its overlap.
+                retire_after_overlap(key, status, old, jiff::Timestamp::now());
+            } else {
+                provider.delete_key(&old).await?;
+            }
         }
     }
     status.pending_create = None;
+    Ok(())
+}
+
+/// Records a rotation: the previous key stays valid until the overlap ends.
+fn retire_after_overlap(key: &ApiKey, status: &mut ApiKeyStatus, previous: String, now: jiff::Timestamp) {
+    let overlap = jiff::SignedDuration::try_from(plan::rotation_overlap(key)).unwrap_or_default();
+    let rotation = status.rotation.get_or_insert_with(Default::default);
+    rotation.previous_key_id = Some(previous);
+    rotation.previous_key_revoke_at = now.checked_add(overlap).ok().map(|t| t.to_string());
+    rotation.last_rotated_at = Some(now.to_string());
+    rotation.next_rotation_at = plan::next_rotation(key, now).map(|t| t.to_string());
+    rotation.last_requested_token = key.annotations().get(plan::ROTATE_ANNOTATION).cloned();
+}
+
+/// Revokes the previous key once its overlap has ended.
+async fn revoke_expired_previous(
+    key: &ApiKey,
+    ctx: &Arc<Context>,
+    provider: &DynProvider,
+    status: &mut ApiKeyStatus,
+) -> SyncResult<()> {
+    let Some(rotation) = status.rotation.as_mut() else {
+        return Ok(());
+    };
+    let due = rotation
+        .previous_key_revoke_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .is_some_and(|t| t <= jiff::Timestamp::now());
+    if let (true, Some(old)) = (due, rotation.previous_key_id.clone()) {
+        provider.delete_key(&old).await?;
+        rotation.previous_key_id = None;
+        rotation.previous_key_revoke_at = None;
+        ctx.event(
+            key,
+            false,
+            "KeyRevoked",
+            "Delete",
+            format!("overlap ended: previous provider key {old} revoked"),
+        )
+        .await;
+    }
     Ok(())
 }
 

@@ -258,4 +258,7 @@ pub struct RotationStatus {
     /// When the previous key will be revoked (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_key_revoke_at: Option<String>,
+    /// The last value of the `keysmith.dev/rotate` annotation that was honoured (one rotation per value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_requested_token: Option<String>,
 }
