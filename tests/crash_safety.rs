@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use keysmith::{crd::ApiKey, provider::SecretValue};
 use kube::ResourceExt;
@@ -14,21 +14,7 @@ use serde_json::json;
 use support::operator::{Env, key_ready};
 
 fn operator(env: &Env, failpoint: Option<&str>) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"));
-    cmd.args([
-        "run",
-        "--namespace",
-        &env.ns.name,
-        "--health-addr",
-        "127.0.0.1:0",
-        "--usage-interval",
-        "2s",
-    ])
-    .env("KUBECONFIG", support::kubeconfig())
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .kill_on_drop(true);
+    let mut cmd = env.operator_command();
     if let Some(point) = failpoint {
         cmd.env("KEYSMITH_FAILPOINT", point);
     }

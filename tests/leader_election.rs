@@ -4,10 +4,7 @@
 
 mod support;
 
-use std::{
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
@@ -19,16 +16,7 @@ use support::{
 const LEASE_SECONDS: u64 = 10;
 
 fn replica(env: &Env, identity: &str, log: &std::path::Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"))
-        .args([
-            "run",
-            "--namespace",
-            &env.ns.name,
-            "--health-addr",
-            "127.0.0.1:0",
-            "--usage-interval",
-            "2s",
-        ])
+    env.operator_command()
         .args([
             "--log-format",
             "json",
@@ -42,12 +30,9 @@ fn replica(env: &Env, identity: &str, log: &std::path::Path) -> tokio::process::
             "--lease-renew-interval",
             "5s",
         ])
-        .env("KUBECONFIG", support::kubeconfig())
         .env("POD_NAME", identity)
         .env("RUST_LOG", "info")
         .stdout(std::fs::File::create(log).unwrap())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }

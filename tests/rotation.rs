@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use keysmith::crd::ApiKey;
 use kube::{
@@ -89,21 +89,7 @@ async fn a_requested_rotation_swaps_the_secret_and_revokes_the_old_key_after_the
 }
 
 fn operator(env: &Env, failpoint: Option<&str>) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"));
-    cmd.args([
-        "run",
-        "--namespace",
-        &env.ns.name,
-        "--health-addr",
-        "127.0.0.1:0",
-        "--usage-interval",
-        "2s",
-    ])
-    .env("KUBECONFIG", support::kubeconfig())
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .kill_on_drop(true);
+    let mut cmd = env.operator_command();
     if let Some(point) = failpoint {
         cmd.env("KEYSMITH_FAILPOINT", point);
     }

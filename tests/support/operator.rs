@@ -120,7 +120,22 @@ impl Env {
 
     /// Waits until the ApiKey satisfies `check`, returning it.
     pub async fn wait_key(&self, name: &str, what: &str, check: impl Fn(&ApiKey) -> bool) -> ApiKey {
-        let api = self.ns.api::<ApiKey>();
+        self.wait_for(name, what, check).await
+    }
+
+    /// Waits until the ModelHub satisfies `check`.
+    pub async fn wait_hub(&self, name: &str, what: &str, check: impl Fn(&ModelHub) -> bool) -> ModelHub {
+        self.wait_for(name, what, check).await
+    }
+
+    async fn wait_for<K>(&self, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = self.ns.api::<K>();
         eventually(what, Duration::from_secs(60), || {
             let api = api.clone();
             let found = async move { api.get_opt(name).await.unwrap() };
@@ -130,16 +145,25 @@ impl Env {
         .await
     }
 
-    /// Waits until the ModelHub satisfies `check`.
-    pub async fn wait_hub(&self, name: &str, what: &str, check: impl Fn(&ModelHub) -> bool) -> ModelHub {
-        let api = self.ns.api::<ModelHub>();
-        eventually(what, Duration::from_secs(60), || {
-            let api = api.clone();
-            let found = async move { api.get_opt(name).await.unwrap() };
-            let check = &check;
-            async move { found.await.filter(|k| check(k)) }
-        })
-        .await
+    /// The operator binary as a child process, watching only this namespace; callers add flags,
+    /// environment (a failpoint, say) and output handling before spawning it.
+    pub fn operator_command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"));
+        cmd.args([
+            "run",
+            "--namespace",
+            &self.ns.name,
+            "--health-addr",
+            "127.0.0.1:0",
+            "--usage-interval",
+            "2s",
+        ])
+        .env("KUBECONFIG", super::kubeconfig())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+        cmd
     }
 
     /// The Secret's data as strings.
