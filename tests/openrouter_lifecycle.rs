@@ -373,3 +373,26 @@ async fn the_hub_reports_capabilities_credits_and_managed_and_orphaned_keys() {
     // The key's effective budget comes from the hub's provider-enforced capability.
     assert!(key.status.unwrap().effective_limits.is_some());
 }
+
+#[tokio::test]
+async fn a_key_past_its_expiry_is_reported_expired_and_not_ready() {
+    let env = Env::with_operator("expiry").await;
+    env.apply_hub("or", json!({})).await;
+    let soon = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(4))
+        .unwrap();
+    let soon = soon.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    env.apply_key("k", json!({"hubRef": {"name": "or"}, "expiresAt": soon}))
+        .await;
+    let key = env.wait_key("k", "Ready before expiry", ready).await;
+    let expired = support::operator::condition(key.status.as_ref().map(|s| &s.conditions), "Expired");
+    assert_eq!(expired.map(|(s, _)| s).as_deref(), Some("False"));
+    // The operator wakes up at the expiry instead of waiting for the next usage poll.
+    let key = env
+        .wait_key("k", "Expired", |k| {
+            support::operator::condition(k.status.as_ref().map(|s| &s.conditions), "Expired")
+                .is_some_and(|(s, r)| s == "True" && r == "KeyExpired")
+        })
+        .await;
+    assert_eq!(key_ready(&key), Some(("False".into(), "Expired".into())));
+}

@@ -153,20 +153,53 @@ fn report_synced(
             now,
         ),
     }
+    let expired_at = status
+        .expires_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .filter(|t| *t <= now.0);
+    match (&status.expires_at, expired_at) {
+        (_, Some(at)) => conditions::set(
+            &mut status.conditions,
+            conditions::EXPIRED,
+            true,
+            "KeyExpired",
+            format!("the key expired at {at}; set a later spec.expiresAt to issue a new one"),
+            generation,
+            now,
+        ),
+        (Some(at), None) => conditions::set(
+            &mut status.conditions,
+            conditions::EXPIRED,
+            false,
+            "NotExpired",
+            format!("the key expires at {at}"),
+            generation,
+            now,
+        ),
+        (None, None) => conditions::remove(&mut status.conditions, conditions::EXPIRED),
+    }
     let disabled = key.spec.disabled.unwrap_or(false);
-    let (reason, message) = if disabled {
+    // A disabled or expired key does not work, so it is not Ready.
+    let (ready, reason, message) = if expired_at.is_some() {
         (
+            false,
+            "Expired",
+            "the key has expired at the provider; its Secret is kept",
+        )
+    } else if disabled {
+        (
+            false,
             "KeyDisabled",
             "the key is disabled at the provider as the spec asks; its Secret is kept",
         )
     } else {
-        ("KeyReady", "the Secret holds a key the provider accepts")
+        (true, "KeyReady", "the Secret holds a key the provider accepts")
     };
-    // A disabled key does not work, so it is not Ready.
     conditions::set(
         &mut status.conditions,
         conditions::READY,
-        !disabled,
+        ready,
         reason,
         message,
         generation,
@@ -218,12 +251,18 @@ async fn announce_transitions(key: &ApiKey, ctx: &Context, before: &ApiKeyStatus
 fn next_wake(usage: Duration, status: &ApiKeyStatus) -> Duration {
     let now = jiff::Timestamp::now();
     let rotation = status.rotation.clone().unwrap_or_default();
-    [rotation.previous_key_revoke_at, rotation.next_rotation_at]
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.duration_since(now).unsigned_abs() + Duration::from_millis(200))
-        .fold(usage, Duration::min)
+    [
+        rotation.previous_key_revoke_at,
+        rotation.next_rotation_at,
+        status.expires_at.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|t| t.parse::<jiff::Timestamp>().ok())
+    // Past deadlines were handled by this reconcile; only future ones bring the next one forward.
+    .filter(|t| *t > now)
+    .map(|t| t.duration_since(now).unsigned_abs() + Duration::from_millis(200))
+    .fold(usage, Duration::min)
 }
 
 fn usage_interval(ctx: &Context, hub: Option<&ModelHub>) -> Duration {
@@ -295,4 +334,34 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         .await;
     }
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::RotationStatus;
+
+    #[test]
+    fn the_next_wake_is_the_nearest_future_deadline_capped_by_the_usage_interval() {
+        let in_10s = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(10)).to_string();
+        let ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2)).to_string();
+        let status = ApiKeyStatus {
+            expires_at: Some(ago),
+            rotation: Some(RotationStatus {
+                previous_key_revoke_at: Some(in_10s),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let wake = next_wake(Duration::from_secs(300), &status);
+        assert!(
+            wake > Duration::from_secs(9) && wake <= Duration::from_secs(11),
+            "{wake:?}"
+        );
+        assert_eq!(next_wake(Duration::from_secs(5), &status), Duration::from_secs(5));
+        assert_eq!(
+            next_wake(Duration::from_secs(300), &ApiKeyStatus::default()),
+            Duration::from_secs(300)
+        );
+    }
 }
