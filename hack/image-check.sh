@@ -17,7 +17,8 @@ command -v musl-gcc >/dev/null && command -v buildah >/dev/null ||
 export CARGO_TARGET_DIR=$KEYSMITH_CACHE/cargo-target-musl
 (cd "$root" && cargo build --release --locked --target "$target" --bin keysmith)
 bin=$CARGO_TARGET_DIR/$target/release/keysmith
-if ldd "$bin" >/dev/null 2>&1; then log "$bin is dynamically linked"; exit 1; fi
+# A scratch image has no loader or libc: the binary must not need one (no PT_INTERP segment).
+if readelf -l "$bin" | grep -q 'Requesting program interpreter'; then log "$bin is dynamically linked"; exit 1; fi
 log "static binary: $(du -h "$bin" | cut -f1), $("$bin" --version)"
 
 ctx=$(mktemp -d)
@@ -26,10 +27,12 @@ cp "$bin" "$ctx/keysmith"
 export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
 buildah bud --quiet -f "$here/Containerfile.scratch" -t localhost/keysmith:check "$ctx" >/dev/null
 user=$(buildah inspect --type image --format '{{.OCIv1.Config.User}}' localhost/keysmith:check)
-entrypoint=$(buildah inspect --type image --format '{{json .OCIv1.Config.Entrypoint}}' localhost/keysmith:check)
+entrypoint=$(buildah inspect --type image --format '{{.OCIv1.Config.Entrypoint}}' localhost/keysmith:check)
 [ "$user" = "65532:65532" ] || { log "user is $user"; exit 1; }
-[ "$entrypoint" = '["/usr/local/bin/keysmith"]' ] || { log "entrypoint is $entrypoint"; exit 1; }
+[ "$entrypoint" = '[/usr/local/bin/keysmith]' ] || { log "entrypoint is $entrypoint"; exit 1; }
 container=$(buildah from localhost/keysmith:check)
-files=$(buildah unshare sh -c "find \"\$(buildah mount $container)\" -type f | wc -l" 2>/dev/null || echo "?")
+files=$(find "$(buildah mount "$container")" -type f | wc -l)
+buildah umount "$container" >/dev/null
 buildah rm "$container" >/dev/null
+[ "$files" -eq 1 ] || { log "the image holds $files files; only the binary belongs there"; exit 1; }
 log "image localhost/keysmith:check: user $user, entrypoint $entrypoint, $files file(s), $(buildah images --format '{{.Size}}' localhost/keysmith:check)"
