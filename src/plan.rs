@@ -34,6 +34,45 @@ pub const DEFAULT_ROTATION_OVERLAP: std::time::Duration = std::time::Duration::f
 /// Prefix of the tag keysmith puts in provider-side key names.
 pub const TAG_PREFIX: &str = "ks:";
 
+/// Data key publishing the per-request input-token cap in force.
+pub const MAX_INPUT_TOKENS_DATA_KEY: &str = "maxInputTokens";
+/// Data key publishing the per-request output-token cap in force.
+pub const MAX_OUTPUT_TOKENS_DATA_KEY: &str = "maxOutputTokens";
+
+/// What the Secret delivers besides the key: where to call, and the limits clients should apply.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Delivery {
+    /// The hub's inference base URL.
+    pub base_url: String,
+    /// Extra data keys (e.g. per-request caps) and their values.
+    pub published: BTreeMap<String, String>,
+}
+
+/// The per-request caps in force (spec, else hub default; 0 means unlimited and is left out),
+/// published as Secret data so that clients and gateways can enforce what no provider does.
+pub fn published_limits(key: &ApiKey, hub: &ModelHub) -> BTreeMap<String, String> {
+    let own = key.spec.request_limits.clone().unwrap_or_default();
+    let def = hub
+        .spec
+        .defaults
+        .as_ref()
+        .and_then(|d| d.request_limits.clone())
+        .unwrap_or_default();
+    [
+        (
+            MAX_INPUT_TOKENS_DATA_KEY,
+            own.max_input_tokens.or(def.max_input_tokens),
+        ),
+        (
+            MAX_OUTPUT_TOKENS_DATA_KEY,
+            own.max_output_tokens.or(def.max_output_tokens),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| v.filter(|v| *v > 0).map(|v| (name.to_owned(), v.to_string())))
+    .collect()
+}
+
 /// Default data key for the key value.
 pub const DEFAULT_API_KEY_DATA_KEY: &str = "apiKey";
 /// Default data key for the inference base URL.
@@ -115,7 +154,12 @@ pub fn secret_key_id(secret: &Secret) -> Option<&str> {
 }
 
 /// The Secret keysmith wants for `key`, holding `value` of provider key `key_id`.
-pub fn desired_secret(key: &ApiKey, value: &SecretValue, key_id: Option<&str>, base_url: &str) -> Secret {
+pub fn desired_secret(
+    key: &ApiKey,
+    value: &SecretValue,
+    key_id: Option<&str>,
+    delivery: &Delivery,
+) -> Secret {
     let (value_key, url_key) = secret_data_keys(key);
     let spec = key.spec.secret.clone().unwrap_or_default();
     let mut labels = spec.labels;
@@ -136,10 +180,17 @@ pub fn desired_secret(key: &ApiKey, value: &SecretValue, key_id: Option<&str>, b
             ..Default::default()
         },
         type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([
-            (value_key, ByteString(value.expose().as_bytes().to_vec())),
-            (url_key, ByteString(base_url.as_bytes().to_vec())),
-        ])),
+        data: Some({
+            let mut data: BTreeMap<String, ByteString> = delivery
+                .published
+                .iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
+                .collect();
+            // Inserted last: the key and URL win should a user name their data keys like a published one.
+            data.insert(url_key, ByteString(delivery.base_url.as_bytes().to_vec()));
+            data.insert(value_key, ByteString(value.expose().as_bytes().to_vec()));
+            data
+        }),
         ..Default::default()
     }
 }

@@ -20,6 +20,13 @@ fn hub(defaults: serde_json::Value) -> ModelHub {
     ModelHub::new("hub", spec)
 }
 
+fn delivery(base_url: &str) -> Delivery {
+    Delivery {
+        base_url: base_url.into(),
+        ..Default::default()
+    }
+}
+
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
@@ -53,7 +60,7 @@ fn display_and_secret_names_default_to_the_object() {
 fn desired_secret_is_owned_labelled_and_holds_value_and_base_url() {
     let k = key(serde_json::json!({"secret": {"labels": {"team": "a"}}}));
     let value = SecretValue::new("sk-test");
-    let s = desired_secret(&k, &value, Some("hash1"), "https://example.test/v1");
+    let s = desired_secret(&k, &value, Some("hash1"), &delivery("https://example.test/v1"));
     assert!(secret_owned_by(&s, &k));
     assert_eq!(
         s.labels().get(MANAGED_BY_LABEL).map(String::as_str),
@@ -69,7 +76,7 @@ fn desired_secret_is_owned_labelled_and_holds_value_and_base_url() {
 #[test]
 fn a_secret_without_our_controller_reference_is_not_ours() {
     let k = key(serde_json::json!({}));
-    let mut s = desired_secret(&k, &SecretValue::new("v"), None, "u");
+    let mut s = desired_secret(&k, &SecretValue::new("v"), None, &delivery("u"));
     s.metadata.owner_references = None;
     assert!(!secret_owned_by(&s, &k));
 }
@@ -253,4 +260,26 @@ fn rotation_is_due_once_per_token_and_on_schedule() {
         next_rotation(&k, ts("2026-11-01T12:00:00Z")),
         Some(ts("2026-11-02T12:00:00Z"))
     );
+}
+
+#[test]
+fn per_request_caps_are_published_from_spec_then_hub_defaults_and_zero_means_unlimited() {
+    let h = hub(serde_json::json!({"requestLimits": {"maxInputTokens": 8000, "maxOutputTokens": 512}}));
+    let k = key(serde_json::json!({"requestLimits": {"maxOutputTokens": 0}}));
+    let published = published_limits(&k, &h);
+    assert_eq!(
+        published.get(MAX_INPUT_TOKENS_DATA_KEY).map(String::as_str),
+        Some("8000")
+    );
+    assert_eq!(
+        published.get(MAX_OUTPUT_TOKENS_DATA_KEY),
+        None,
+        "0 in the spec means unlimited"
+    );
+    let d = Delivery {
+        base_url: "u".into(),
+        published,
+    };
+    let s = desired_secret(&k, &SecretValue::new("v"), None, &d);
+    assert_eq!(s.data.as_ref().unwrap()[MAX_INPUT_TOKENS_DATA_KEY].0, b"8000");
 }

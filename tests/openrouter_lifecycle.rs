@@ -34,6 +34,7 @@ async fn minted_key_lands_in_an_owned_secret_and_follows_the_spec() {
     env.apply_key(
         "chat",
         json!({"hubRef": {"name": "or"}, "budget": {"limitUsd": 10.0, "reset": "Monthly"},
+               "requestLimits": {"maxInputTokens": 4096, "maxOutputTokens": 0},
                "secret": {"name": "chat-key", "keys": {"apiKey": "OPENAI_API_KEY", "baseUrl": "OPENAI_BASE_URL"}}}),
     )
     .await;
@@ -45,6 +46,9 @@ async fn minted_key_lands_in_an_owned_secret_and_follows_the_spec() {
     let data = env.secret_data("chat-key").await.unwrap();
     let value = SecretValue::new(data["OPENAI_API_KEY"].clone());
     assert_eq!(data["OPENAI_BASE_URL"], "https://inference.example.test/v1");
+    // Per-request caps are published for clients; 0 means unlimited and is left out.
+    assert_eq!(data["maxInputTokens"], "4096");
+    assert!(!data.contains_key("maxOutputTokens"));
     assert_eq!(status.fingerprint.as_deref(), Some(value.fingerprint().as_str()));
     assert_eq!(status.secret_name.as_deref(), Some("chat-key"));
     let sim_key = env.sim.key(&key_id).unwrap();

@@ -138,9 +138,13 @@ pub async fn sync(key: &ApiKey, ctx: &Arc<Context>, status: &mut ApiKeyStatus) -
                 .map(str::to_owned)
         })
         .unwrap_or_default();
+    let delivery = plan::Delivery {
+        base_url,
+        published: plan::published_limits(key, &hub),
+    };
 
     let usage = if importing {
-        import(key, &secrets, existing.as_ref(), &provider, &base_url, status).await?
+        import(key, &secrets, existing.as_ref(), &provider, &delivery, status).await?
     } else {
         mint(
             key,
@@ -149,7 +153,7 @@ pub async fn sync(key: &ApiKey, ctx: &Arc<Context>, status: &mut ApiKeyStatus) -
             &secrets,
             existing.as_ref(),
             &provider,
-            &base_url,
+            &delivery,
             status,
         )
         .await?
@@ -167,7 +171,7 @@ async fn import(
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
     provider: &DynProvider,
-    base_url: &str,
+    delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
 ) -> SyncResult<provider::KeyUsage> {
     let Some(import) = &key.spec.import else {
@@ -192,7 +196,7 @@ async fn import(
         return Err(missing());
     }
     let info = provider.inspect_imported(&value).await?;
-    apply_secret(key, secrets, existing, &value, import.key_id.as_deref(), base_url).await?;
+    apply_secret(key, secrets, existing, &value, import.key_id.as_deref(), delivery).await?;
     status.key_id = import.key_id.clone();
     status.key_label = info.label;
     status.fingerprint = Some(value.fingerprint());
@@ -207,7 +211,7 @@ async fn mint(
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
     provider: &DynProvider,
-    base_url: &str,
+    delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
 ) -> SyncResult<provider::KeyUsage> {
     let uid = key.uid().ok_or(Error::MissingUid)?;
@@ -246,7 +250,7 @@ async fn mint(
                     )
                     .await;
                     let (record, value) = issue(
-                        key, ctx, hub, secrets, existing, provider, base_url, status, "Rotate",
+                        key, ctx, hub, secrets, existing, provider, delivery, status, "Rotate",
                     )
                     .await?;
                     (record, value, true)
@@ -274,7 +278,7 @@ async fn mint(
                     )
                     .await;
                     let (record, value) = issue(
-                        key, ctx, hub, secrets, existing, provider, base_url, status, "Reissue",
+                        key, ctx, hub, secrets, existing, provider, delivery, status, "Reissue",
                     )
                     .await?;
                     (record, value, true)
@@ -293,7 +297,7 @@ async fn mint(
                 warn!(reason, "provider key or its Secret is missing: issuing a new key");
             }
             let (record, value) = issue(
-                key, ctx, hub, secrets, existing, provider, base_url, status, reason,
+                key, ctx, hub, secrets, existing, provider, delivery, status, reason,
             )
             .await?;
             (record, value, true)
@@ -302,7 +306,7 @@ async fn mint(
 
     if !fresh {
         // The spec's Secret settings (labels, data key names, base URL) may have changed.
-        apply_secret(key, secrets, existing, &value, Some(&record.id), base_url).await?;
+        apply_secret(key, secrets, existing, &value, Some(&record.id), delivery).await?;
     }
     status.key_id = Some(record.id.clone());
     status.key_label = record.label.clone();
@@ -320,7 +324,7 @@ async fn issue(
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
     provider: &DynProvider,
-    base_url: &str,
+    delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
     reason: &str,
 ) -> SyncResult<(KeyRecord, SecretValue)> {
@@ -347,7 +351,7 @@ async fn issue(
         existing,
         &created.value,
         Some(&created.record.id),
-        base_url,
+        delivery,
     )
     .await?;
     failpoint("after-secret-write");
@@ -496,9 +500,9 @@ async fn apply_secret(
     existing: Option<&Secret>,
     value: &SecretValue,
     key_id: Option<&str>,
-    base_url: &str,
+    delivery: &plan::Delivery,
 ) -> SyncResult<()> {
-    let desired = plan::desired_secret(key, value, key_id, base_url);
+    let desired = plan::desired_secret(key, value, key_id, delivery);
     if let Some(have) = existing
         && secret_matches(have, &desired)
     {
