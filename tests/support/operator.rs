@@ -69,18 +69,26 @@ impl Env {
         self.operator = Some(tokio::spawn(run));
     }
 
+    /// Server-side applies `body` as the tests' field manager.
+    async fn apply<K>(&self, name: &str, body: &Value)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let params = PatchParams::apply("keysmith-tests").force();
+        self.ns
+            .api::<K>()
+            .patch(name, &params, &Patch::Apply(body))
+            .await
+            .unwrap();
+    }
+
     /// Server-side applies a Secret with string data.
     pub async fn apply_secret(&self, name: &str, string_data: Value) {
         let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": string_data});
-        self.ns
-            .api::<Secret>()
-            .patch(
-                name,
-                &PatchParams::apply("keysmith-tests").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .unwrap();
+        self.apply::<Secret>(name, &body).await;
     }
 
     /// Applies a ModelHub pointing at the simulator; `extra` is merged into its spec.
@@ -93,29 +101,13 @@ impl Env {
         });
         merge(&mut spec, extra);
         let body = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "ModelHub", "metadata": {"name": name}, "spec": spec});
-        self.ns
-            .api::<ModelHub>()
-            .patch(
-                name,
-                &PatchParams::apply("keysmith-tests").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .unwrap();
+        self.apply::<ModelHub>(name, &body).await;
     }
 
     /// Applies an ApiKey; `spec` is the whole spec.
     pub async fn apply_key(&self, name: &str, spec: Value) {
         let body = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "ApiKey", "metadata": {"name": name}, "spec": spec});
-        self.ns
-            .api::<ApiKey>()
-            .patch(
-                name,
-                &PatchParams::apply("keysmith-tests").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .unwrap();
+        self.apply::<ApiKey>(name, &body).await;
     }
 
     /// Waits until the ApiKey satisfies `check`, returning it.
