@@ -383,7 +383,7 @@ async fn a_key_past_its_expiry_is_reported_expired_and_not_ready() {
     let env = Env::with_operator("expiry").await;
     env.apply_hub("or", json!({})).await;
     let soon = jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::from_secs(4))
+        .checked_add(jiff::SignedDuration::from_secs(10))
         .unwrap();
     let soon = soon.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     env.apply_key("k", json!({"hubRef": {"name": "or"}, "expiresAt": soon}))

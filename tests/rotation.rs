@@ -41,7 +41,7 @@ async fn a_requested_rotation_swaps_the_secret_and_revokes_the_old_key_after_the
     env.apply_hub("or", json!({})).await;
     env.apply_key(
         "k",
-        json!({"hubRef": {"name": "or"}, "rotation": {"every": "720h", "overlap": "4s"}}),
+        json!({"hubRef": {"name": "or"}, "rotation": {"every": "720h", "overlap": "8s"}}),
     )
     .await;
     let first = env.wait_key("k", "Ready", ready).await;
@@ -102,7 +102,7 @@ async fn a_crash_in_the_middle_of_a_rotation_rotates_once_and_keeps_the_overlap(
     env.apply_hub("or", json!({})).await;
     env.apply_key(
         "k",
-        json!({"hubRef": {"name": "or"}, "rotation": {"every": "720h", "overlap": "4s"}}),
+        json!({"hubRef": {"name": "or"}, "rotation": {"every": "720h", "overlap": "8s"}}),
     )
     .await;
     let mut first = operator(&env, None);
