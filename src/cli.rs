@@ -95,7 +95,8 @@ impl RunArgs {
             identity: std::env::var("POD_NAME")
                 .ok()
                 .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| format!("keysmith-{}", std::process::id())),
+                // Outside a pod: unique per process even when every container runs as pid 1.
+                .unwrap_or_else(|| format!("keysmith-{:016x}", rand::random::<u64>())),
             duration: self.lease_duration,
             renew_interval: self.lease_renew_interval,
         })

@@ -242,7 +242,9 @@ pub enum KeyChange {
 /// OpenRouter, so a different expiry means a new key.
 pub fn key_change(record: &KeyRecord, desired: &KeySettings) -> KeyChange {
     let have = &record.settings;
-    if have.expires_at != desired.expires_at {
+    // Whole seconds: a provider that stores expiry at a coarser precision must not look changed
+    // forever (each look would re-issue the key).
+    if have.expires_at.map(|t| t.as_second()) != desired.expires_at.map(|t| t.as_second()) {
         return KeyChange::Reissue;
     }
     let same_limit = match (have.limit_usd, desired.limit_usd) {
@@ -404,6 +406,10 @@ pub fn budget_exceeded(key: &ApiKey, hub: &ModelHub, usage: &Usage) -> Option<St
 /// Why a rotation is due now, if it is: a new `keysmith.dev/rotate` value, or the schedule.
 pub fn rotation_due(key: &ApiKey, status: &crate::crd::ApiKeyStatus, now: Timestamp) -> Option<&'static str> {
     let rotation = status.rotation.clone().unwrap_or_default();
+    if rotation.previous_key_id.is_some() {
+        // One rotation at a time: the next waits until the previous key's overlap has ended.
+        return None;
+    }
     if let Some(token) = key.annotations().get(ROTATE_ANNOTATION)
         && rotation.last_requested_token.as_ref() != Some(token)
     {

@@ -283,3 +283,18 @@ fn per_request_caps_are_published_from_spec_then_hub_defaults_and_zero_means_unl
     let s = desired_secret(&k, &SecretValue::new("v"), None, &d);
     assert_eq!(s.data.as_ref().unwrap()[MAX_INPUT_TOKENS_DATA_KEY].0, b"8000");
 }
+
+#[test]
+fn no_new_rotation_starts_while_a_previous_key_is_in_its_overlap() {
+    let mut k = key(serde_json::json!({"rotation": {"every": "24h"}}));
+    k.metadata.annotations = Some([(ROTATE_ANNOTATION.to_owned(), "t2".to_owned())].into());
+    let status = crate::crd::ApiKeyStatus {
+        rotation: Some(crate::crd::RotationStatus {
+            previous_key_id: Some("k0".into()),
+            last_requested_token: Some("t1".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(rotation_due(&k, &status, ts("2026-11-22T00:00:00Z")), None);
+}

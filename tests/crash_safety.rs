@@ -97,3 +97,46 @@ async fn crash_before_provider_create_creates_exactly_one_key() {
     let (_env, _key, made) = crash_then_converge("crash-before", "before-provider-create").await;
     assert_eq!(made, 1);
 }
+
+#[tokio::test]
+async fn crash_after_a_reissue_is_recorded_still_revokes_the_replaced_key() {
+    let env = Env::new("crash-reissue").await;
+    env.apply_hub("or", json!({})).await;
+    env.apply_key(
+        "k",
+        json!({"hubRef": {"name": "or"}, "expiresAt": "2030-01-01T00:00:00Z"}),
+    )
+    .await;
+    let mut first = operator(&env, None);
+    let key = env
+        .wait_key("k", "Ready", |k| key_ready(k).is_some_and(|(s, _)| s == "True"))
+        .await;
+    let old_id = key.status.unwrap().key_id.unwrap();
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+
+    // Dies right after status records the new key, before the old one is revoked.
+    let mut crashing = operator(&env, Some("after-status-write"));
+    env.apply_key(
+        "k",
+        json!({"hubRef": {"name": "or"}, "expiresAt": "2031-01-01T00:00:00Z"}),
+    )
+    .await;
+    let exit = tokio::time::timeout(Duration::from_secs(60), crashing.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!exit.success());
+
+    let _healthy = operator(&env, None);
+    support::eventually(
+        "the replaced key to be revoked",
+        Duration::from_secs(60),
+        || async { env.sim.key(&old_id).unwrap().deleted.then_some(()) },
+    )
+    .await;
+    let key = env
+        .wait_key("k", "Ready", |k| key_ready(k).is_some_and(|(s, _)| s == "True"))
+        .await;
+    assert_eq!(env.sim.live_key_count_named_with(&key.uid().unwrap()), 1);
+}

@@ -14,7 +14,9 @@ use kube::{
 use tracing::{info, instrument, warn};
 
 use super::{
-    Context, Error, Result, patch_status, requeue,
+    Context, Error, Result, patch_status,
+    providers::HubClientError,
+    requeue,
     sync::{self, Synced},
 };
 use crate::{
@@ -288,7 +290,17 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         .await
         .map_err(Error::kube("get ModelHub"))?;
     let provider = match hub {
-        Some(hub) => ctx.providers.client(&ctx.client, &hub, true).await.ok(),
+        Some(hub) => match ctx.providers.client(&ctx.client, &hub, true).await {
+            Ok(client) => Some(client),
+            // A passing API hiccup must not release the finalizer with the key still live: retry.
+            Err(HubClientError::Kube(source)) => {
+                return Err(Error::Kube {
+                    context: "read the hub credentials",
+                    source,
+                });
+            }
+            Err(_) => None,
+        },
         None => None,
     };
     let Some(provider) = provider else {

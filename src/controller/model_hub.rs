@@ -129,13 +129,12 @@ async fn check(
         .map_err(HubProblem::Client)?;
     status.capabilities = Some(client.capabilities());
     let account = client.verify().await.map_err(HubProblem::Provider)?;
+    // Rounded to a tenth of a cent: float noise must not cause a status write on every poll.
+    let money = |v: Option<f64>| v.map(|x| (x * 1000.0).round() / 1000.0);
     status.account = Some(AccountStatus {
-        credits_usd: account.credits_usd,
-        usage_usd: account.usage_usd,
-        credits_remaining_usd: account
-            .credits_usd
-            .zip(account.usage_usd)
-            .map(|(c, u)| ((c - u) * 1000.0).round() / 1000.0),
+        credits_usd: money(account.credits_usd),
+        usage_usd: money(account.usage_usd),
+        credits_remaining_usd: money(account.credits_usd.zip(account.usage_usd).map(|(c, u)| c - u)),
     });
     // Count keys carrying keysmith's tag: held by an ApiKey of this namespace, or orphaned.
     let keys = client.list_keys().await.map_err(HubProblem::Provider)?;

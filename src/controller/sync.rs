@@ -329,6 +329,16 @@ async fn issue(
     reason: &str,
 ) -> SyncResult<(KeyRecord, SecretValue)> {
     let uid = key.uid().ok_or(Error::MissingUid)?;
+    // One previous key at a time: a key still in its overlap is revoked before another takes its place,
+    // so no key is ever left without a record.
+    if let Some(old) = status.rotation.as_ref().and_then(|r| r.previous_key_id.clone()) {
+        // Revoked before it leaves status: should the call fail, the record stays for the retry.
+        provider.delete_key(&old).await?;
+        if let Some(rotation) = status.rotation.as_mut() {
+            rotation.previous_key_id = None;
+            rotation.previous_key_revoke_at = None;
+        }
+    }
     let tag = new_tag(&uid);
     status.pending_create = Some(PendingCreate {
         tag: tag.clone(),
@@ -365,9 +375,16 @@ async fn issue(
     status.fingerprint = Some(created.value.fingerprint());
     status.expires_at = created.record.settings.expires_at.map(|t| t.to_string());
     let rotating = reason == "Rotate";
-    if rotating && let Some(old) = previous.clone() {
-        // Recorded in the same write as the new key, so status never shows one without the other.
-        retire_after_overlap(key, status, old, jiff::Timestamp::now());
+    if let Some(old) = previous.clone() {
+        // Recorded in the same write as the new key, so status never loses track of the old one: a
+        // crash or a failed revocation below is retried by `revoke_expired_previous`.
+        if rotating {
+            retire_after_overlap(key, status, old, jiff::Timestamp::now());
+        } else {
+            let rotation = status.rotation.get_or_insert_with(Default::default);
+            rotation.previous_key_id = Some(old);
+            rotation.previous_key_revoke_at = Some(jiff::Timestamp::now().to_string());
+        }
     }
     patch_status(&api, &key.name_any(), status).await?;
     failpoint("after-status-write");
@@ -386,6 +403,10 @@ async fn issue(
             ctx.event(key, false, "KeyRotated", "Rotate", note).await;
         } else {
             provider.delete_key(&old).await?;
+            if let Some(rotation) = status.rotation.as_mut() {
+                rotation.previous_key_id = None;
+                rotation.previous_key_revoke_at = None;
+            }
             ctx.event(
                 key,
                 false,
