@@ -104,3 +104,39 @@ async fn rate_limits_and_server_errors_are_retried_without_jumping_retry_after()
         "retries never duplicate a key"
     );
 }
+
+#[tokio::test]
+async fn moving_spend_does_not_make_the_operator_poll_faster_than_its_interval() {
+    let env = Env::with_operator("busy").await;
+    env.apply_hub("or", json!({})).await;
+    env.apply_key(
+        "k",
+        json!({"hubRef": {"name": "or"}, "budget": {"limitUsd": 100}}),
+    )
+    .await;
+    let key = env.wait_key("k", "Ready", ready).await;
+    let id = key.status.unwrap().key_id.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let path = format!("/keys/{id}");
+    let before = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(&path))
+        .count();
+    // Spend moves every 250 ms; every poll sees a new figure and writes status, and each status write
+    // is an event for the operator's own watch.
+    for _ in 0..32 {
+        env.sim.add_spend(&id, 0.01, false);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let polls = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(&path))
+        .count()
+        - before;
+    // 8 s at one poll per 2 s (±10%) is about 4; a self-triggered loop would make dozens.
+    assert!((2..=8).contains(&polls), "{polls} polls of the key in 8 s");
+}

@@ -56,19 +56,25 @@ pub fn error_policy(key: Arc<ApiKey>, err: &Error, ctx: Arc<Context>) -> Action 
 }
 
 async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Result<Action> {
+    // Events that change none of the inputs (above all, keysmith's own status writes) must not poll the
+    // provider again before the object is due: otherwise a key whose spend moves would loop.
+    let inputs = inputs_fingerprint(&key, ctx).await?;
+    let uid = key.uid().unwrap_or_default();
+    if let Some(wait) = ctx.not_due(&uid, &inputs) {
+        return Ok(requeue(wait));
+    }
     let before = key.status.clone().unwrap_or_default();
     let mut status = before.clone();
     let outcome = sync::sync(&key, ctx, &mut status).await;
     let now = ctx.now();
     let generation = key.metadata.generation;
-    let uid = key.uid().unwrap_or_default();
     status.observed_generation = generation;
 
-    let action = match &outcome {
+    let delay = match &outcome {
         Ok(synced) => {
             ctx.succeeded(&uid);
             report_synced(&key, synced, &mut status, &now);
-            requeue(next_wake(usage_interval(ctx, Some(&synced.hub)), &status))
+            next_wake(usage_interval(ctx, Some(&synced.hub)), &status)
         }
         Err(problem) => {
             ctx.metrics.reconcile_error(CONTROLLER, problem.reason());
@@ -105,7 +111,7 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
                 );
                 conditions::remove(&mut status.conditions, conditions::RECONCILING);
             }
-            requeue(ctx.backoff(&uid, ctx.settings.default_usage_interval))
+            ctx.backoff(&uid, ctx.settings.default_usage_interval)
         }
     };
 
@@ -115,7 +121,40 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     if status != before {
         patch_status(api, &key.name_any(), &status).await?;
     }
-    Ok(action)
+    ctx.remember(&uid, inputs, delay);
+    Ok(requeue(delay))
+}
+
+/// What a reconcile depends on besides time: the spec (generation), the rotate request, the Secret
+/// and the hub's spec and readiness. Status and usage are outputs, so they are left out.
+async fn inputs_fingerprint(key: &ApiKey, ctx: &Context) -> Result<String> {
+    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &ns)
+        .get_metadata_opt(&plan::secret_name(key))
+        .await
+        .map_err(Error::kube("get Secret metadata"))?;
+    let hub = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&key.spec.hub_ref.name)
+        .await
+        .map_err(Error::kube("get ModelHub"))?;
+    let hub_state = hub.map(|h| {
+        let ready = h
+            .status
+            .as_ref()
+            .and_then(|s| conditions::get(&s.conditions, conditions::READY).cloned());
+        format!(
+            "{:?}/{:?}",
+            h.metadata.generation,
+            ready.map(|c| (c.status, c.reason))
+        )
+    });
+    Ok(format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        key.metadata.generation,
+        key.annotations().get(plan::ROTATE_ANNOTATION),
+        secret.and_then(|s| s.metadata.resource_version),
+        hub_state,
+    ))
 }
 
 fn report_synced(
@@ -278,6 +317,7 @@ fn usage_interval(ctx: &Context, hub: Option<&ModelHub>) -> Duration {
 async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
     ctx.metrics
         .forget_key(&key.namespace().unwrap_or_default(), &key.name_any());
+    ctx.forget(&key.uid().unwrap_or_default());
     let policy = key.spec.deletion_policy.unwrap_or_default();
     let status = key.status.clone().unwrap_or_default();
     if policy == DeletionPolicy::Orphan || key.spec.import.is_some() {

@@ -120,6 +120,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per object uid, for back-off.
     failures: Mutex<HashMap<String, u32>>,
+    /// Per object uid: the inputs of the last reconcile and when the next one is due.
+    due: Mutex<HashMap<String, (String, std::time::Instant)>>,
 }
 
 impl Context {
@@ -141,6 +143,7 @@ impl Context {
             client,
             settings,
             failures: Mutex::new(HashMap::new()),
+            due: Mutex::new(HashMap::new()),
         })
     }
 
@@ -162,6 +165,34 @@ impl Context {
         let base = self.settings.error_backoff_base.as_secs_f64() * 2f64.powi(n.min(20) as i32 - 1);
         let capped = base.min(cap.as_secs_f64()).max(1.0);
         crate::plan::jittered(capped.round() as u64, rand::random::<f64>())
+    }
+
+    /// How long until `uid` is due, if its inputs are unchanged since the last reconcile and it is not
+    /// due yet.
+    pub fn not_due(&self, uid: &str, inputs: &str) -> Option<Duration> {
+        let due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let (seen, at) = due.get(uid)?;
+        (seen == inputs)
+            .then(|| at.checked_duration_since(std::time::Instant::now()))
+            .flatten()
+    }
+
+    /// Records the inputs of a finished reconcile and when the next one is due.
+    pub fn remember(&self, uid: &str, inputs: String, delay: Duration) {
+        let at = std::time::Instant::now() + delay;
+        self.due
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid.to_owned(), (inputs, at));
+    }
+
+    /// Forgets everything about a deleted object.
+    pub fn forget(&self, uid: &str) {
+        self.due.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
     }
 
     /// Forgets the failures of `uid` after a success.
