@@ -108,33 +108,49 @@ pub async fn acquire(client: Client, config: LeaseConfig) -> Result<watch::Recei
     }
     let (lost_tx, lost_rx) = watch::channel(false);
     tokio::spawn(async move {
+        // Give up well before a standby may take over (at renewTime + duration): the deadline counts
+        // from before the last successful request was sent, and every call is bounded in time.
+        let deadline = config.duration * 2 / 3;
         let mut last_renewal = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(config.renew_interval).await;
-            let now = Timestamp::now();
-            let renewed = match api.get_opt(&config.name).await {
-                Ok(current) => {
-                    let ours = current
-                        .as_ref()
-                        .and_then(|l| l.spec.as_ref())
-                        .and_then(|s| s.holder_identity.as_deref())
-                        == Some(config.identity.as_str());
-                    if !ours {
-                        warn!(lease = %config.name, "leadership taken by another replica");
-                        let _ = lost_tx.send(true);
-                        return;
+            let attempt = tokio::time::Instant::now();
+            let bound = deadline
+                .saturating_sub(last_renewal.elapsed())
+                .max(Duration::from_millis(100));
+            let renewed = tokio::time::timeout(bound, async {
+                match api.get_opt(&config.name).await {
+                    Ok(current) => {
+                        let ours = current
+                            .as_ref()
+                            .and_then(|l| l.spec.as_ref())
+                            .and_then(|s| s.holder_identity.as_deref())
+                            == Some(config.identity.as_str());
+                        if !ours {
+                            return Err(());
+                        }
+                        Ok(try_take(&api, &config, current, Timestamp::now())
+                            .await
+                            .unwrap_or(false))
                     }
-                    try_take(&api, &config, current, now).await.unwrap_or(false)
+                    Err(err) => {
+                        warn!(error = %err, "cannot renew the Lease");
+                        Ok(false)
+                    }
                 }
-                Err(err) => {
-                    warn!(error = %err, "cannot renew the Lease");
-                    false
+            })
+            .await;
+            match renewed {
+                Ok(Err(())) => {
+                    warn!(lease = %config.name, "leadership taken by another replica");
+                    let _ = lost_tx.send(true);
+                    return;
                 }
-            };
-            if renewed {
-                last_renewal = tokio::time::Instant::now();
-            } else if last_renewal.elapsed() >= config.duration {
-                // Others may already have taken over: stop before two leaders write.
+                Ok(Ok(true)) => last_renewal = attempt,
+                Ok(Ok(false)) | Err(_) => {}
+            }
+            if last_renewal.elapsed() >= deadline {
+                // Others may take over soon: stop before two leaders write.
                 warn!(lease = %config.name, "could not renew the Lease in time; giving up leadership");
                 let _ = lost_tx.send(true);
                 return;

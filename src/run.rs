@@ -141,9 +141,9 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
                         Ok(())
                     }
                     true = lost_leadership => {
-                        // Stop reconciling at once; the process exits non-zero and restarts as a standby.
-                        let _ = halt_tx.send(true);
-                        controllers.await;
+                        // Stop at once, dropping in-flight reconciles mid-way (the create protocol is
+                        // built to survive exactly that); the process exits and restarts as a standby.
+                        drop(halt_tx);
                         Err(Error::LostLeadership)
                     }
                 }

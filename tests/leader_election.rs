@@ -13,7 +13,7 @@ use support::{
     operator::{Env, key_ready},
 };
 
-const LEASE_SECONDS: u64 = 10;
+const LEASE_SECONDS: u64 = 15;
 
 fn replica(env: &Env, identity: &str, log: &std::path::Path) -> tokio::process::Child {
     env.operator_command()
@@ -100,5 +100,34 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
         key_ready(k).is_some_and(|(s, _)| s == "True")
     })
     .await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_leader_that_loses_its_lease_stops_at_once() {
+    let env = Env::new("leader-lost").await;
+    let dir = std::env::temp_dir().join(format!("keysmith-leader-{}", env.ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut a = replica(&env, "replica-a", &dir.join("a.log"));
+    eventually("replica-a to lead", Duration::from_secs(30), || async {
+        (holder(&env).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    // Another writer takes the Lease (as a standby would after a partition).
+    let leases = env.ns.api::<Lease>();
+    let mut lease = leases.get("keysmith").await.unwrap();
+    lease.spec.as_mut().unwrap().holder_identity = Some("intruder".into());
+    leases
+        .replace("keysmith", &Default::default(), &lease)
+        .await
+        .unwrap();
+    // The leader notices at its next renewal (every 5 s) and exits non-zero instead of writing on.
+    let exit = tokio::time::timeout(Duration::from_secs(20), a.wait())
+        .await
+        .expect("the leader exits after losing its Lease")
+        .unwrap();
+    assert!(!exit.success());
+    let log = std::fs::read_to_string(dir.join("a.log")).unwrap();
+    assert!(log.contains("leadership taken by another replica"), "{log}");
     std::fs::remove_dir_all(&dir).ok();
 }
