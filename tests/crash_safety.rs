@@ -32,11 +32,7 @@ async fn crash_then_converge(prefix: &str, failpoint: &str) -> (Env, ApiKey, usi
         json!({"hubRef": {"name": "or"}, "budget": {"limitUsd": 1.0}}),
     )
     .await;
-    let exit = tokio::time::timeout(Duration::from_secs(60), crashing.wait())
-        .await
-        .unwrap_or_else(|_| panic!("operator never reached failpoint {failpoint}"))
-        .unwrap();
-    assert!(!exit.success(), "the failpoint aborts the process");
+    support::operator::expect_crash(&mut crashing).await;
 
     let _healthy = operator(&env, None);
     let key = env
@@ -122,11 +118,7 @@ async fn crash_after_a_reissue_is_recorded_still_revokes_the_replaced_key() {
         json!({"hubRef": {"name": "or"}, "expiresAt": "2031-01-01T00:00:00Z"}),
     )
     .await;
-    let exit = tokio::time::timeout(Duration::from_secs(60), crashing.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!exit.success());
+    support::operator::expect_crash(&mut crashing).await;
 
     let _healthy = operator(&env, None);
     support::eventually(

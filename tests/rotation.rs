@@ -114,11 +114,7 @@ async fn a_crash_in_the_middle_of_a_rotation_rotates_once_and_keeps_the_overlap(
     // Dies after the new key reached the Secret, before status recorded it.
     let mut crashing = operator(&env, Some("after-secret-write"));
     request_rotation(&env, "k", "t1").await;
-    let exit = tokio::time::timeout(Duration::from_secs(60), crashing.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!exit.success());
+    support::operator::expect_crash(&mut crashing).await;
 
     let _healthy = operator(&env, None);
     let rotated = env

@@ -222,7 +222,7 @@ async fn mint(
         let secret_key_id = held_value.is_some().then_some(held_id.as_deref()).flatten();
         recover(key, provider, &uid, secret_key_id, status).await?;
     }
-    revoke_expired_previous(key, ctx, provider, status).await?;
+    revoke_previous(key, ctx, provider, status, Revoke::IfDue).await?;
 
     let record = match &status.key_id {
         Some(id) => provider.get_key(id).await?,
@@ -331,14 +331,8 @@ async fn issue(
     let uid = key.uid().ok_or(Error::MissingUid)?;
     // One previous key at a time: a key still in its overlap is revoked before another takes its place,
     // so no key is ever left without a record.
-    if let Some(old) = status.rotation.as_ref().and_then(|r| r.previous_key_id.clone()) {
-        // Revoked before it leaves status: should the call fail, the record stays for the retry.
-        provider.delete_key(&old).await?;
-        if let Some(rotation) = status.rotation.as_mut() {
-            rotation.previous_key_id = None;
-            rotation.previous_key_revoke_at = None;
-        }
-    }
+    // One previous key at a time: a key still in its overlap is revoked before another takes its place.
+    revoke_previous(key, ctx, provider, status, Revoke::Now).await?;
     let tag = new_tag(&uid);
     status.pending_create = Some(PendingCreate {
         tag: tag.clone(),
@@ -377,7 +371,7 @@ async fn issue(
     let rotating = reason == "Rotate";
     if let Some(old) = previous.clone() {
         // Recorded in the same write as the new key, so status never loses track of the old one: a
-        // crash or a failed revocation below is retried by `revoke_expired_previous`.
+        // crash or a failed revocation below is retried by `revoke_previous`.
         if rotating {
             retire_after_overlap(key, status, old, jiff::Timestamp::now());
         } else {
@@ -397,25 +391,14 @@ async fn issue(
     )
     .await;
 
-    if let Some(old) = previous {
-        if rotating {
+    match previous {
+        Some(old) if rotating => {
             let note = format!("new key in the Secret; previous key {old} stays valid for the overlap");
             ctx.event(key, false, "KeyRotated", "Rotate", note).await;
-        } else {
-            provider.delete_key(&old).await?;
-            if let Some(rotation) = status.rotation.as_mut() {
-                rotation.previous_key_id = None;
-                rotation.previous_key_revoke_at = None;
-            }
-            ctx.event(
-                key,
-                false,
-                "KeyRevoked",
-                "Delete",
-                format!("previous provider key {old} revoked"),
-            )
-            .await;
         }
+        // Recorded above as due now: revoked here, and retried on the next reconcile should this fail.
+        Some(_) => revoke_previous(key, ctx, provider, status, Revoke::Now).await?,
+        None => {}
     }
     Ok((created.record, created.value))
 }
@@ -478,21 +461,33 @@ fn retire_after_overlap(key: &ApiKey, status: &mut ApiKeyStatus, previous: Strin
     rotation.last_requested_token = key.annotations().get(plan::ROTATE_ANNOTATION).cloned();
 }
 
-/// Revokes the previous key once its overlap has ended.
-async fn revoke_expired_previous(
+/// When to revoke the previous key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Revoke {
+    /// Once its overlap has ended.
+    IfDue,
+    /// Now, whatever its overlap.
+    Now,
+}
+
+/// Revokes the previous key recorded in status. It leaves status only after the provider confirmed,
+/// so a failed call is retried on the next reconcile and no key is ever left without a record.
+async fn revoke_previous(
     key: &ApiKey,
     ctx: &Arc<Context>,
     provider: &DynProvider,
     status: &mut ApiKeyStatus,
+    when: Revoke,
 ) -> SyncResult<()> {
     let Some(rotation) = status.rotation.as_mut() else {
         return Ok(());
     };
-    let due = rotation
-        .previous_key_revoke_at
-        .as_deref()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .is_some_and(|t| t <= jiff::Timestamp::now());
+    let due = when == Revoke::Now
+        || rotation
+            .previous_key_revoke_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|t| t <= jiff::Timestamp::now());
     if let (true, Some(old)) = (due, rotation.previous_key_id.clone()) {
         provider.delete_key(&old).await?;
         rotation.previous_key_id = None;
@@ -502,7 +497,7 @@ async fn revoke_expired_previous(
             false,
             "KeyRevoked",
             "Delete",
-            format!("overlap ended: previous provider key {old} revoked"),
+            format!("previous provider key {old} revoked"),
         )
         .await;
     }

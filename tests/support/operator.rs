@@ -180,6 +180,15 @@ impl Drop for Env {
     }
 }
 
+/// Waits for an operator process that a failpoint must abort, and checks that it did.
+pub async fn expect_crash(child: &mut tokio::process::Child) {
+    let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the operator reaches its failpoint within 60 s")
+        .unwrap();
+    assert!(!exit.success(), "the failpoint aborts the process");
+}
+
 /// Status and reason of condition `type_`, e.g. `("True", "KeyReady")`.
 pub fn condition(
     conds: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
