@@ -277,7 +277,7 @@ pub fn next_window_reset(reset: BudgetReset, now: Timestamp) -> Option<Timestamp
 }
 
 /// Rounds money to a tenth of a cent so float noise never causes a status write.
-fn money(v: Option<f64>) -> Option<f64> {
+pub fn money(v: Option<f64>) -> Option<f64> {
     v.map(|x| (x * 1000.0).round() / 1000.0)
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use keysmith::{crd::ApiKey, provider::SecretValue};
 use kube::ResourceExt;
 use serde_json::json;
-use support::operator::{Env, key_ready};
+use support::operator::{Env, is_ready};
 
 fn operator(env: &Env, failpoint: Option<&str>) -> tokio::process::Child {
     let mut cmd = env.operator_command();
@@ -35,11 +35,7 @@ async fn crash_then_converge(prefix: &str, failpoint: &str) -> (Env, ApiKey, usi
     support::operator::expect_crash(&mut crashing).await;
 
     let _healthy = operator(&env, None);
-    let key = env
-        .wait_key("k", "ApiKey Ready after restart", |k| {
-            key_ready(k).is_some_and(|(s, _)| s == "True")
-        })
-        .await;
+    let key = env.wait_key("k", "ApiKey Ready after restart", is_ready).await;
     let uid = key.uid().unwrap();
     let status = key.status.clone().unwrap();
     assert!(status.pending_create.is_none());
@@ -104,9 +100,7 @@ async fn crash_after_a_reissue_is_recorded_still_revokes_the_replaced_key() {
     )
     .await;
     let mut first = operator(&env, None);
-    let key = env
-        .wait_key("k", "Ready", |k| key_ready(k).is_some_and(|(s, _)| s == "True"))
-        .await;
+    let key = env.wait_key("k", "Ready", is_ready).await;
     let old_id = key.status.unwrap().key_id.unwrap();
     first.start_kill().unwrap();
     first.wait().await.unwrap();
@@ -127,8 +121,6 @@ async fn crash_after_a_reissue_is_recorded_still_revokes_the_replaced_key() {
         || async { env.sim.key(&old_id).unwrap().deleted.then_some(()) },
     )
     .await;
-    let key = env
-        .wait_key("k", "Ready", |k| key_ready(k).is_some_and(|(s, _)| s == "True"))
-        .await;
+    let key = env.wait_key("k", "Ready", is_ready).await;
     assert_eq!(env.sim.live_key_count_named_with(&key.uid().unwrap()), 1);
 }

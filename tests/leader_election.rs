@@ -10,7 +10,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 use support::{
     eventually,
-    operator::{Env, key_ready},
+    operator::{Env, is_ready},
 };
 
 const LEASE_SECONDS: u64 = 15;
@@ -62,10 +62,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     .await;
     let _b = replica(&env, "replica-b", &log_b);
     env.apply_key("first", json!({"hubRef": {"name": "or"}})).await;
-    env.wait_key("first", "Ready under replica-a", |k| {
-        key_ready(k).is_some_and(|(s, _)| s == "True")
-    })
-    .await;
+    env.wait_key("first", "Ready under replica-a", is_ready).await;
     assert_eq!(holder(&env).await.as_deref(), Some("replica-a"));
     let b_log = std::fs::read_to_string(&log_b).unwrap();
     assert!(b_log.contains("standing by"), "replica-b should wait: {b_log}");
@@ -96,10 +93,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     );
 
     env.apply_key("second", json!({"hubRef": {"name": "or"}})).await;
-    env.wait_key("second", "Ready under replica-b", |k| {
-        key_ready(k).is_some_and(|(s, _)| s == "True")
-    })
-    .await;
+    env.wait_key("second", "Ready under replica-b", is_ready).await;
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -16,12 +16,8 @@ use kube::{
 use serde_json::json;
 use support::{
     eventually,
-    operator::{Env, hub_ready, key_ready},
+    operator::{Env, hub_ready, is_ready, key_ready},
 };
-
-fn ready(k: &ApiKey) -> bool {
-    key_ready(k).is_some_and(|(s, _)| s == "True")
-}
 
 #[tokio::test]
 async fn minted_key_lands_in_an_owned_secret_and_follows_the_spec() {
@@ -38,7 +34,7 @@ async fn minted_key_lands_in_an_owned_secret_and_follows_the_spec() {
                "secret": {"name": "chat-key", "keys": {"apiKey": "OPENAI_API_KEY", "baseUrl": "OPENAI_BASE_URL"}}}),
     )
     .await;
-    let key = env.wait_key("chat", "ApiKey Ready", ready).await;
+    let key = env.wait_key("chat", "ApiKey Ready", is_ready).await;
     let status = key.status.clone().unwrap();
     let key_id = status.key_id.clone().unwrap();
 
@@ -121,7 +117,7 @@ async fn a_new_expiry_reissues_the_key_and_revokes_the_old_one() {
         json!({"hubRef": {"name": "or"}, "expiresAt": "2030-01-01T00:00:00Z"}),
     )
     .await;
-    let first = env.wait_key("k", "ApiKey Ready", ready).await.status.unwrap();
+    let first = env.wait_key("k", "ApiKey Ready", is_ready).await.status.unwrap();
     let old_id = first.key_id.unwrap();
     let old_value = env.secret_data("k").await.unwrap()["apiKey"].clone();
 
@@ -132,7 +128,7 @@ async fn a_new_expiry_reissues_the_key_and_revokes_the_old_one() {
     .await;
     let key = env
         .wait_key("k", "re-issued key", |k| {
-            ready(k) && k.status.as_ref().and_then(|s| s.key_id.as_deref()) != Some(old_id.as_str())
+            is_ready(k) && k.status.as_ref().and_then(|s| s.key_id.as_deref()) != Some(old_id.as_str())
         })
         .await;
     let status = key.status.unwrap();
@@ -158,8 +154,8 @@ async fn deleting_an_apikey_revokes_its_key_and_the_secret_is_collected() {
         json!({"hubRef": {"name": "or"}, "deletionPolicy": "Orphan"}),
     )
     .await;
-    let gone = env.wait_key("gone", "ApiKey Ready", ready).await;
-    let kept = env.wait_key("kept", "ApiKey Ready", ready).await;
+    let gone = env.wait_key("gone", "ApiKey Ready", is_ready).await;
+    let kept = env.wait_key("kept", "ApiKey Ready", is_ready).await;
     let gone_id = gone.status.unwrap().key_id.unwrap();
     let kept_id = kept.status.unwrap().key_id.unwrap();
 
@@ -204,7 +200,7 @@ async fn an_imported_key_is_validated_copied_and_never_revoked() {
         json!({"hubRef": {"name": "or"}, "import": {"secretRef": {"name": "existing", "key": "value"}}}),
     )
     .await;
-    let key = env.wait_key("imp", "imported key Ready", ready).await;
+    let key = env.wait_key("imp", "imported key Ready", is_ready).await;
     assert_eq!(env.secret_data("imp").await.unwrap()["apiKey"], value);
     let status = key.status.unwrap();
     assert_eq!(status.usage.unwrap().total_usd, Some(1.5));
@@ -348,7 +344,7 @@ async fn the_hub_reports_capabilities_credits_and_managed_and_orphaned_keys() {
     env.apply_key("k", json!({"hubRef": {"name": "or"}})).await;
     let mut env = env;
     env.start_operator();
-    let key = env.wait_key("k", "ApiKey Ready", ready).await;
+    let key = env.wait_key("k", "ApiKey Ready", is_ready).await;
     // A key carrying keysmith's tag that no ApiKey holds (say, from a deleted namespace's ApiKey).
     let stray = env.sim.add_ordinary_key_named(
         "sk-or-v1-2222222222222222222222222222222222222222222222222222222222222222",
@@ -388,7 +384,7 @@ async fn a_key_past_its_expiry_is_reported_expired_and_not_ready() {
     let soon = soon.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     env.apply_key("k", json!({"hubRef": {"name": "or"}, "expiresAt": soon}))
         .await;
-    let key = env.wait_key("k", "Ready before expiry", ready).await;
+    let key = env.wait_key("k", "Ready before expiry", is_ready).await;
     let expired = support::operator::condition(key.status.as_ref().map(|s| &s.conditions), "Expired");
     assert_eq!(expired.map(|(s, _)| s).as_deref(), Some("False"));
     // The operator wakes up at the expiry instead of waiting for the next usage poll.

@@ -9,11 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use keysmith::{crd::ApiKey, simulator::faults::Fault};
 use serde_json::json;
-use support::operator::{Env, key_ready};
-
-fn ready(k: &ApiKey) -> bool {
-    key_ready(k).is_some_and(|(s, _)| s == "True")
-}
+use support::operator::{Env, is_ready};
 
 #[tokio::test]
 async fn a_converged_key_causes_no_writes_across_usage_polls() {
@@ -24,7 +20,7 @@ async fn a_converged_key_causes_no_writes_across_usage_polls() {
         json!({"hubRef": {"name": "or"}, "budget": {"limitUsd": 3, "reset": "Weekly"}}),
     )
     .await;
-    env.wait_key("k", "Ready", ready).await;
+    env.wait_key("k", "Ready", is_ready).await;
     // Let the follow-up reconciles triggered by keysmith's own writes settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let key_rv = env
@@ -89,7 +85,7 @@ async fn rate_limits_and_server_errors_are_retried_without_jumping_retry_after()
     env.sim.inject(Fault::server_error(2));
     env.apply_hub("or", json!({})).await;
     env.apply_key("k", json!({"hubRef": {"name": "or"}})).await;
-    let key = env.wait_key("k", "Ready despite 429s and 500s", ready).await;
+    let key = env.wait_key("k", "Ready despite 429s and 500s", is_ready).await;
     assert!(env.sim.requests().iter().any(|r| r.status == 429));
     assert!(env.sim.requests().iter().any(|r| r.status == 500));
     assert_eq!(
@@ -114,7 +110,7 @@ async fn moving_spend_does_not_make_the_operator_poll_faster_than_its_interval()
         json!({"hubRef": {"name": "or"}, "budget": {"limitUsd": 100}}),
     )
     .await;
-    let key = env.wait_key("k", "Ready", ready).await;
+    let key = env.wait_key("k", "Ready", is_ready).await;
     let id = key.status.unwrap().key_id.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let path = format!("/keys/{id}");

@@ -15,12 +15,8 @@ use kube::{
 use serde_json::json;
 use support::{
     eventually,
-    operator::{Env, key_ready},
+    operator::{Env, is_ready},
 };
-
-fn ready(k: &ApiKey) -> bool {
-    key_ready(k).is_some_and(|(s, _)| s == "True")
-}
 
 async fn request_rotation(env: &Env, name: &str, token: &str) {
     let patch = json!({"metadata": {"annotations": {"keysmith.dev/rotate": token}}});
@@ -44,14 +40,14 @@ async fn a_requested_rotation_swaps_the_secret_and_revokes_the_old_key_after_the
         json!({"hubRef": {"name": "or"}, "rotation": {"every": "720h", "overlap": "8s"}}),
     )
     .await;
-    let first = env.wait_key("k", "Ready", ready).await;
+    let first = env.wait_key("k", "Ready", is_ready).await;
     let old_id = key_id(&first).unwrap();
     let old_value = env.secret_data("k").await.unwrap()["apiKey"].clone();
 
     request_rotation(&env, "k", "t1").await;
     let rotated = env
         .wait_key("k", "rotated", |k| {
-            ready(k) && key_id(k).is_some_and(|id| id != old_id)
+            is_ready(k) && key_id(k).is_some_and(|id| id != old_id)
         })
         .await;
     let new_id = key_id(&rotated).unwrap();
@@ -106,7 +102,7 @@ async fn a_crash_in_the_middle_of_a_rotation_rotates_once_and_keeps_the_overlap(
     )
     .await;
     let mut first = operator(&env, None);
-    let key = env.wait_key("k", "Ready", ready).await;
+    let key = env.wait_key("k", "Ready", is_ready).await;
     let old_id = key_id(&key).unwrap();
     first.start_kill().unwrap();
     first.wait().await.unwrap();
@@ -119,7 +115,7 @@ async fn a_crash_in_the_middle_of_a_rotation_rotates_once_and_keeps_the_overlap(
     let _healthy = operator(&env, None);
     let rotated = env
         .wait_key("k", "rotation finished after restart", |k| {
-            ready(k) && key_id(k).is_some_and(|id| id != old_id)
+            is_ready(k) && key_id(k).is_some_and(|id| id != old_id)
         })
         .await;
     let uid = rotated.uid().unwrap();

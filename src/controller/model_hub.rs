@@ -130,7 +130,7 @@ async fn check(
     status.capabilities = Some(client.capabilities());
     let account = client.verify().await.map_err(HubProblem::Provider)?;
     // Rounded to a tenth of a cent: float noise must not cause a status write on every poll.
-    let money = |v: Option<f64>| v.map(|x| (x * 1000.0).round() / 1000.0);
+    let money = plan::money;
     status.account = Some(AccountStatus {
         credits_usd: money(account.credits_usd),
         usage_usd: money(account.usage_usd),

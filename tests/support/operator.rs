@@ -204,6 +204,11 @@ pub fn key_ready(key: &ApiKey) -> Option<(String, String)> {
     condition(key.status.as_ref().map(|s| &s.conditions), conditions::READY)
 }
 
+/// Whether the ApiKey is Ready.
+pub fn is_ready(key: &ApiKey) -> bool {
+    key_ready(key).is_some_and(|(s, _)| s == "True")
+}
+
 /// The Ready condition of a ModelHub.
 pub fn hub_ready(hub: &ModelHub) -> Option<(String, String)> {
     condition(hub.status.as_ref().map(|s| &s.conditions), conditions::READY)
