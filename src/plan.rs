@@ -10,7 +10,7 @@ use kube::{Resource, ResourceExt, api::ObjectMeta};
 use crate::{
     crd::{
         ApiKey, BudgetReset, Capabilities, EffectiveBudget, EffectiveLimits, EffectiveModelLimit,
-        EffectiveRate, EffectiveValue, LimitSource, ModelHub, Usage,
+        EffectiveRate, EffectiveValue, Enforcement, LimitSource, ModelHub, Usage,
     },
     provider::{KeyRecord, KeySettings, KeyUsage, SecretValue},
 };
@@ -224,6 +224,38 @@ pub fn desired_settings(key: &ApiKey, hub: &ModelHub, tag: &str) -> KeySettings 
         limit_reset: if enforce { limit_reset } else { None },
         include_byok: budget.as_ref().and_then(|b| b.include_byok).unwrap_or(false),
         expires_at: key.spec.expires_at.as_deref().and_then(|t| t.parse().ok()),
+        limits: effective_key_limits(key, hub),
+        model_limits: effective_model_limits(key, hub),
+    }
+}
+
+/// The key-wide request and token limits: each from the spec, else from the hub's defaults.
+pub fn effective_key_limits(key: &ApiKey, hub: &ModelHub) -> crate::crd::Limits {
+    let own = key.spec.limits.clone().unwrap_or_default();
+    let def = hub
+        .spec
+        .defaults
+        .as_ref()
+        .and_then(|d| d.limits.clone())
+        .unwrap_or_default();
+    crate::crd::Limits {
+        requests_per_minute: own.requests_per_minute.or(def.requests_per_minute),
+        requests_per_day: own.requests_per_day.or(def.requests_per_day),
+        tokens_per_minute: own.tokens_per_minute.or(def.tokens_per_minute),
+        tokens_per_day: own.tokens_per_day.or(def.tokens_per_day),
+    }
+}
+
+/// The per-model limits: the spec's list, else the hub's default list.
+pub fn effective_model_limits(key: &ApiKey, hub: &ModelHub) -> Vec<crate::crd::ModelLimit> {
+    if key.spec.model_limits.is_empty() {
+        hub.spec
+            .defaults
+            .as_ref()
+            .map(|d| d.model_limits.clone())
+            .unwrap_or_default()
+    } else {
+        key.spec.model_limits.clone()
     }
 }
 
@@ -238,13 +270,21 @@ pub enum KeyChange {
     Reissue,
 }
 
-/// Compares a provider record with the desired settings. Expiry cannot be changed in place at
-/// OpenRouter, so a different expiry means a new key.
-pub fn key_change(record: &KeyRecord, desired: &KeySettings) -> KeyChange {
+/// Compares a provider record with the desired settings, looking only at what the provider itself
+/// holds (per its capabilities): a field it cannot store would otherwise look changed forever. An
+/// expiry the provider cannot change in place (`expiry_in_place` false) means a new key.
+pub fn key_change(
+    record: &KeyRecord,
+    desired: &KeySettings,
+    caps: &Capabilities,
+    expiry_in_place: bool,
+) -> KeyChange {
+    let held = |e: Enforcement| e == Enforcement::Provider;
     let have = &record.settings;
     // Whole seconds: a provider that stores expiry at a coarser precision must not look changed
     // forever (each look would re-issue the key).
-    if have.expires_at.map(|t| t.as_second()) != desired.expires_at.map(|t| t.as_second()) {
+    let expiry_differs = have.expires_at.map(|t| t.as_second()) != desired.expires_at.map(|t| t.as_second());
+    if held(caps.expiry) && expiry_differs && !expiry_in_place {
         return KeyChange::Reissue;
     }
     let same_limit = match (have.limit_usd, desired.limit_usd) {
@@ -252,12 +292,21 @@ pub fn key_change(record: &KeyRecord, desired: &KeySettings) -> KeyChange {
         (None, None) => true,
         _ => false,
     };
-    if have.name != desired.name
-        || have.disabled != desired.disabled
-        || !same_limit
-        || have.limit_reset != desired.limit_reset
-        || have.include_byok != desired.include_byok
-    {
+    let sorted = |v: &[crate::crd::ModelLimit]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.model.cmp(&b.model));
+        v
+    };
+    let changed = (held(caps.expiry) && expiry_differs)
+        || (held(caps.rename) && have.name != desired.name)
+        || (held(caps.disable) && have.disabled != desired.disabled)
+        || (held(caps.budget)
+            && (!same_limit
+                || have.limit_reset != desired.limit_reset
+                || have.include_byok != desired.include_byok))
+        || (held(caps.rate_limits) && have.limits != desired.limits)
+        || (held(caps.model_limits) && sorted(&have.model_limits) != sorted(&desired.model_limits));
+    if changed {
         KeyChange::Update
     } else {
         KeyChange::None
@@ -299,7 +348,16 @@ pub fn usage_status(usage: &KeyUsage, budget_reset: Option<BudgetReset>, now: Ti
         window_resets_at: budget_reset
             .and_then(|r| next_window_reset(r, now))
             .map(|t| t.to_string()),
-        ..Default::default()
+        requests_today: usage.requests_today,
+        tokens_today: usage.tokens_today,
+        models: usage
+            .models
+            .iter()
+            .map(|m| crate::crd::ModelUsage {
+                usd: money(m.usd),
+                ..m.clone()
+            })
+            .collect(),
     }
 }
 

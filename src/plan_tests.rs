@@ -109,6 +109,7 @@ fn use_anyway_keeps_the_budget_off_the_provider() {
 fn key_change_detects_updates_and_reissues() {
     let k = key(serde_json::json!({"budget": {"limitUsd": 10.0}}));
     let desired = desired_settings(&k, &hub(serde_json::json!(null)), "t");
+    let caps = all_provider_capabilities();
     let mut record = KeyRecord {
         id: "h".into(),
         name: desired.name.clone(),
@@ -116,11 +117,23 @@ fn key_change_detects_updates_and_reissues() {
         settings: desired.clone(),
         usage: KeyUsage::default(),
     };
-    assert_eq!(key_change(&record, &desired), KeyChange::None);
+    assert_eq!(key_change(&record, &desired, &caps, false), KeyChange::None);
+    // A provider that holds no budget never looks changed by one.
+    let no_budget = Capabilities {
+        budget: Enforcement::Operator,
+        ..caps.clone()
+    };
+    let mut unbudgeted = record.clone();
+    unbudgeted.settings.limit_usd = None;
+    assert_eq!(
+        key_change(&unbudgeted, &desired, &no_budget, false),
+        KeyChange::None
+    );
     record.settings.limit_usd = Some(9.0);
-    assert_eq!(key_change(&record, &desired), KeyChange::Update);
+    assert_eq!(key_change(&record, &desired, &caps, false), KeyChange::Update);
     record.settings.expires_at = Some(ts("2030-01-01T00:00:00Z"));
-    assert_eq!(key_change(&record, &desired), KeyChange::Reissue);
+    assert_eq!(key_change(&record, &desired, &caps, false), KeyChange::Reissue);
+    assert_eq!(key_change(&record, &desired, &caps, true), KeyChange::Update);
 }
 
 #[test]
@@ -159,6 +172,7 @@ fn usage_status_reports_the_budget_window_and_rounds_float_noise() {
         weekly_usd: Some(2.0),
         monthly_usd: Some(3.0),
         remaining_usd: Some(7.0),
+        ..Default::default()
     };
     let u = usage_status(&usage, Some(BudgetReset::Monthly), ts("2026-11-22T15:00:00Z"));
     assert_eq!(u.current_usd, Some(3.0));
@@ -297,4 +311,20 @@ fn no_new_rotation_starts_while_a_previous_key_is_in_its_overlap() {
         ..Default::default()
     };
     assert_eq!(rotation_due(&k, &status, ts("2026-11-22T00:00:00Z")), None);
+}
+
+fn all_provider_capabilities() -> Capabilities {
+    let p = Enforcement::Provider;
+    Capabilities {
+        budget: p,
+        rate_limits: p,
+        model_limits: p,
+        request_limits: p,
+        expiry: p,
+        disable: p,
+        rename: p,
+        usage: p,
+        provisioning: p,
+        rotation: p,
+    }
 }

@@ -238,7 +238,12 @@ async fn mint(
                 .unwrap_or_else(|| new_tag(&uid));
             let desired = plan::desired_settings(key, hub, &tag);
             let rotation = plan::rotation_due(key, status, jiff::Timestamp::now());
-            match plan::key_change(&record, &desired) {
+            match plan::key_change(
+                &record,
+                &desired,
+                &provider.capabilities(),
+                provider.expiry_in_place(),
+            ) {
                 _ if rotation.is_some() => {
                     let why = rotation.unwrap_or_default();
                     ctx.event(

@@ -82,4 +82,22 @@ impl ProviderClient for Instrumented {
         self.measure("inspect_imported", self.inner.inspect_imported(value))
             .await
     }
+
+    async fn find_imported(&self, value: &SecretValue, key_id: Option<&str>) -> Result<Option<KeyRecord>> {
+        self.measure("find_imported", self.inner.find_imported(value, key_id))
+            .await
+    }
+
+    async fn regenerate_key(&self, id: &str) -> Result<CreatedKey> {
+        self.measure("regenerate_key", self.inner.regenerate_key(id))
+            .await
+    }
+
+    async fn reveal_key(&self, id: &str) -> Result<Option<SecretValue>> {
+        self.measure("reveal_key", self.inner.reveal_key(id)).await
+    }
+
+    fn expiry_in_place(&self) -> bool {
+        self.inner.expiry_in_place()
+    }
 }

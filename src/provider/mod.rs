@@ -14,13 +14,13 @@ use jiff::Timestamp;
 pub use error::Error;
 pub use secret_value::SecretValue;
 
-use crate::crd::{BudgetReset, Capabilities};
+use crate::crd::{BudgetReset, Capabilities, Limits, ModelLimit, ModelUsage};
 
 /// Result of a provider call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What keysmith asks the provider to create.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct KeySettings {
     /// Name at the provider, including keysmith's tag.
     pub name: String,
@@ -34,6 +34,10 @@ pub struct KeySettings {
     pub include_byok: bool,
     /// Expiry, if any.
     pub expires_at: Option<Timestamp>,
+    /// Request and token limits for the key as a whole, for providers that enforce them per key.
+    pub limits: Limits,
+    /// Per-model limits, for providers that enforce them per key.
+    pub model_limits: Vec<ModelLimit>,
 }
 
 /// A key as the provider reports it. Never holds the value.
@@ -64,6 +68,12 @@ pub struct KeyUsage {
     pub monthly_usd: Option<f64>,
     /// Budget left in the current window, as the provider computes it.
     pub remaining_usd: Option<f64>,
+    /// Requests in the current UTC day.
+    pub requests_today: Option<u64>,
+    /// Tokens in the current UTC day.
+    pub tokens_today: Option<u64>,
+    /// Per-model figures, where the provider reports them.
+    pub models: Vec<ModelUsage>,
 }
 
 /// A key just minted: its record and its value, which the provider shows only this once.
@@ -101,7 +111,13 @@ pub trait ProviderClient: Send + Sync {
     /// How this provider lets keysmith carry out each limit and action.
     fn capabilities(&self) -> Capabilities;
 
-    /// Checks the management credential and reads account figures.
+    /// Whether `update_key` can change a key's expiry; when not, a new expiry re-issues the key.
+    fn expiry_in_place(&self) -> bool {
+        false
+    }
+
+    /// Checks the management credential and reads account figures. Hub-wide settings the provider
+    /// holds (such as an OpenAI project's rate and spend limits) are applied here too.
     async fn verify(&self) -> Result<AccountInfo>;
 
     /// Mints a key. Not idempotent by itself: callers record the attempt first (see the controller).
@@ -121,6 +137,27 @@ pub trait ProviderClient: Send + Sync {
 
     /// Checks an imported key by calling the provider with it.
     async fn inspect_imported(&self, value: &SecretValue) -> Result<ImportedKeyInfo>;
+
+    /// Finds the provider's record of an imported key, so that keysmith can rename it, disable it and
+    /// read its usage with the management credential. `key_id` is `spec.import.keyId`; without it a
+    /// provider may match an unambiguous masked hint. `Ok(None)`: this provider does not manage
+    /// imported keys (the key is only validated).
+    async fn find_imported(&self, _value: &SecretValue, _key_id: Option<&str>) -> Result<Option<KeyRecord>> {
+        Ok(None)
+    }
+
+    /// Replaces the value of key `id` in place (same id, new value): rotation where the provider
+    /// cannot mint a second key.
+    async fn regenerate_key(&self, _id: &str) -> Result<CreatedKey> {
+        Err(Error::Unsupported("regenerating a key in place"))
+    }
+
+    /// Reads the value of an existing key again, where the provider allows it. After a crash between
+    /// a create and the Secret write, such a key is adopted instead of revoked. `Ok(None)`: the value
+    /// was shown only once.
+    async fn reveal_key(&self, _id: &str) -> Result<Option<SecretValue>> {
+        Ok(None)
+    }
 }
 
 /// Shared handle to a provider client.

@@ -1,5 +1,6 @@
 //! Runs keysmith's controllers in-process against the test control plane, scoped to one test
-//! namespace, with an OpenRouter simulator as the provider.
+//! namespace. [`Scene`] is provider-neutral (each provider's tests start their own simulator);
+//! [`Env`] is a scene with an OpenRouter simulator.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{sync::Arc, time::Duration};
@@ -19,25 +20,36 @@ use super::{TestNamespace, eventually};
 /// The management key the simulator accepts.
 pub const MANAGEMENT_KEY: &str = "sk-or-v1-management-test-key-0000000000000000000000000000000000";
 
-/// A namespace with a simulator and (optionally) the operator running against both.
+/// A namespace with an OpenRouter simulator and (optionally) the operator running against both.
 pub struct Env {
-    pub ns: TestNamespace,
+    pub scene: Scene,
     pub sim: OpenRouterSim,
     pub running: RunningSim,
-    operator: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Scene;
+    fn deref(&self) -> &Scene {
+        &self.scene
+    }
+}
+
+impl std::ops::DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut Scene {
+        &mut self.scene
+    }
 }
 
 impl Env {
     /// A namespace, a simulator and the credentials Secret, without the operator.
     pub async fn new(prefix: &str) -> Self {
-        let ns = TestNamespace::new(prefix).await;
+        let scene = Scene::new(prefix).await;
         let sim = OpenRouterSim::new([MANAGEMENT_KEY.to_owned()], Clock::new());
         let running = sim.spawn().await.unwrap();
         let env = Self {
-            ns,
+            scene,
             sim,
             running,
-            operator: None,
         };
         env.apply_secret("openrouter-management", json!({"key": MANAGEMENT_KEY}))
             .await;
@@ -49,6 +61,41 @@ impl Env {
         let mut env = Self::new(prefix).await;
         env.start_operator();
         env
+    }
+
+    /// Applies a ModelHub pointing at the simulator; `extra` is merged into its spec.
+    pub async fn apply_hub(&self, name: &str, extra: Value) {
+        let mut spec = json!({
+            "provider": "openrouter",
+            "endpoint": self.running.base_url,
+            "inferenceEndpoint": "https://inference.example.test/v1",
+            "credentialsRef": {"name": "openrouter-management", "key": "key"},
+        });
+        merge(&mut spec, extra);
+        self.apply_hub_spec(name, spec).await;
+    }
+}
+
+/// A test namespace and (optionally) the operator running in this process, watching only it.
+pub struct Scene {
+    pub ns: TestNamespace,
+    operator: Option<JoinHandle<()>>,
+}
+
+impl Scene {
+    /// A fresh namespace, without the operator.
+    pub async fn new(prefix: &str) -> Self {
+        Self {
+            ns: TestNamespace::new(prefix).await,
+            operator: None,
+        }
+    }
+
+    /// Stops the in-process operator, if it runs.
+    pub fn stop_operator(&mut self) {
+        if let Some(task) = self.operator.take() {
+            task.abort();
+        }
     }
 
     /// Starts the controllers in this process, watching only this namespace.
@@ -70,7 +117,7 @@ impl Env {
     }
 
     /// Server-side applies `body` as the tests' field manager.
-    async fn apply<K>(&self, name: &str, body: &Value)
+    pub async fn apply<K>(&self, name: &str, body: &Value)
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -91,15 +138,8 @@ impl Env {
         self.apply::<Secret>(name, &body).await;
     }
 
-    /// Applies a ModelHub pointing at the simulator; `extra` is merged into its spec.
-    pub async fn apply_hub(&self, name: &str, extra: Value) {
-        let mut spec = json!({
-            "provider": "openrouter",
-            "endpoint": self.running.base_url,
-            "inferenceEndpoint": "https://inference.example.test/v1",
-            "credentialsRef": {"name": "openrouter-management", "key": "key"},
-        });
-        merge(&mut spec, extra);
+    /// Applies a ModelHub with the whole `spec`.
+    pub async fn apply_hub_spec(&self, name: &str, spec: Value) {
         let body = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "ModelHub", "metadata": {"name": name}, "spec": spec});
         self.apply::<ModelHub>(name, &body).await;
     }
@@ -120,7 +160,7 @@ impl Env {
         self.wait_for(name, what, check).await
     }
 
-    async fn wait_for<K>(&self, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
+    pub async fn wait_for<K>(&self, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -172,11 +212,9 @@ impl Env {
     }
 }
 
-impl Drop for Env {
+impl Drop for Scene {
     fn drop(&mut self) {
-        if let Some(task) = self.operator.take() {
-            task.abort();
-        }
+        self.stop_operator();
     }
 }
 
@@ -214,7 +252,8 @@ pub fn hub_ready(hub: &ModelHub) -> Option<(String, String)> {
     condition(hub.status.as_ref().map(|s| &s.conditions), conditions::READY)
 }
 
-fn merge(base: &mut Value, extra: Value) {
+/// Merges the top-level fields of `extra` into `base`.
+pub fn merge(base: &mut Value, extra: Value) {
     if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
         for (k, v) in extra {
             base.insert(k, v);

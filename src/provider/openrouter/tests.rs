@@ -74,6 +74,7 @@ fn settings(name: &str) -> KeySettings {
         limit_reset: None,
         include_byok: false,
         expires_at: None,
+        ..Default::default()
     }
 }
 

@@ -148,6 +148,7 @@ impl WireLimits {
             weekly_usd: self.usage_weekly,
             monthly_usd: self.usage_monthly,
             remaining_usd: self.limit_remaining,
+            ..Default::default()
         }
     }
 }
@@ -166,6 +167,7 @@ impl WireKey {
                 limit_reset: self.limits.limit_reset.map(WireReset::to_budget),
                 include_byok: self.limits.include_byok_in_limit.unwrap_or(false),
                 expires_at: self.expires_at,
+                ..Default::default()
             },
             name: self.name,
             usage,
@@ -309,6 +311,7 @@ mod tests {
             limit_reset: Some(BudgetReset::Weekly),
             include_byok: false,
             expires_at: Some("2030-01-01T00:00:00+00:00".parse().unwrap()),
+            ..Default::default()
         };
         let body = serde_json::to_value(CreateRequest::new(&settings)).unwrap();
         assert_eq!(body["limit_reset"], "weekly");
@@ -327,6 +330,7 @@ mod tests {
             limit_reset: None,
             include_byok: false,
             expires_at: Some(Timestamp::UNIX_EPOCH),
+            ..Default::default()
         };
         let body = serde_json::to_value(UpdateRequest::new(&settings)).unwrap();
         assert!(body.get("expires_at").is_none());
