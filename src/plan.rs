@@ -449,16 +449,78 @@ pub fn budget_reset_in_force(key: &ApiKey, hub: &ModelHub) -> Option<BudgetReset
     effective_budget(key, hub).map(|(b, _)| b.reset.unwrap_or(BudgetReset::Never))
 }
 
-/// Operator-enforced summary: whether usage has reached the budget in force.
-pub fn budget_exceeded(key: &ApiKey, hub: &ModelHub, usage: &Usage) -> Option<String> {
-    let (budget, _) = effective_budget(key, hub)?;
-    let spent = usage.current_usd?;
-    (spent >= budget.limit_usd).then(|| {
-        format!(
-            "spend {spent:.3} USD reached the budget of {:.3} USD",
-            budget.limit_usd
-        )
-    })
+/// A limit that usage has reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Breach {
+    /// The spec field of the limit, e.g. `budget` or `limits.requestsPerDay`.
+    pub limit: &'static str,
+    /// What was reached, for the condition message and the Event.
+    pub message: String,
+    /// Who enforces the limit.
+    pub enforcement: Enforcement,
+}
+
+/// Every effective limit that `usage` has reached, with its enforcement under `caps`.
+pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities) -> Vec<Breach> {
+    let mut out = Vec::new();
+    if let (Some((budget, _)), Some(spent)) = (effective_budget(key, hub), usage.current_usd)
+        && spent >= budget.limit_usd
+    {
+        out.push(Breach {
+            limit: "budget",
+            message: format!(
+                "spend {spent:.3} USD reached the budget of {:.3} USD",
+                budget.limit_usd
+            ),
+            enforcement: caps.budget,
+        });
+    }
+    let limits = effective_key_limits(key, hub);
+    let counted = [
+        (
+            "limits.requestsPerDay",
+            "requests",
+            limits.requests_per_day,
+            usage.requests_today,
+        ),
+        (
+            "limits.tokensPerDay",
+            "tokens",
+            limits.tokens_per_day,
+            usage.tokens_today,
+        ),
+    ];
+    for (limit, unit, cap, used) in counted {
+        if let (Some(cap), Some(used)) = (cap, used)
+            && used >= cap
+        {
+            out.push(Breach {
+                limit,
+                message: format!("{used} {unit} today reached {limit} = {cap}"),
+                enforcement: caps.rate_limits,
+            });
+        }
+    }
+    out
+}
+
+/// Whether keysmith itself must stop the key: `Reject` and a reached limit that only keysmith
+/// enforces, or an expiry the provider does not hold that has passed.
+pub fn operator_blocks(key: &ApiKey, breaches: &[Breach], caps: &Capabilities, now: Timestamp) -> bool {
+    let reject = key.spec.on_limit_exceeded.unwrap_or_default() == crate::crd::OnLimitExceeded::Reject;
+    let over = reject && breaches.iter().any(|b| b.enforcement == Enforcement::Operator);
+    over || operator_expired(key, caps, now)
+}
+
+/// Whether `spec.expiresAt` has passed for a provider whose keys carry no expiry of their own.
+pub fn operator_expired(key: &ApiKey, caps: &Capabilities, now: Timestamp) -> bool {
+    caps.expiry == Enforcement::Operator
+        && key
+            .spec
+            .expires_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .is_some_and(|t| t <= now)
 }
 
 /// Why a rotation is due now, if it is: a new `keysmith.dev/rotate` value, or the schedule.

@@ -46,11 +46,7 @@ impl Env {
         let scene = Scene::new(prefix).await;
         let sim = OpenRouterSim::new([MANAGEMENT_KEY.to_owned()], Clock::new());
         let running = sim.spawn().await.unwrap();
-        let env = Self {
-            scene,
-            sim,
-            running,
-        };
+        let env = Self { scene, sim, running };
         env.apply_secret("openrouter-management", json!({"key": MANAGEMENT_KEY}))
             .await;
         env
