@@ -539,7 +539,8 @@ pub fn rotation_due(key: &ApiKey, status: &crate::crd::ApiKeyStatus, now: Timest
         .spec
         .rotation
         .as_ref()
-        .and_then(|r| crate::duration::parse(&r.every))?;
+        .and_then(|r| r.every.as_deref())
+        .and_then(crate::duration::parse)?;
     let since = rotation
         .last_rotated_at
         .as_deref()
@@ -567,7 +568,8 @@ pub fn next_rotation(key: &ApiKey, rotated_at: Timestamp) -> Option<Timestamp> {
         .spec
         .rotation
         .as_ref()
-        .and_then(|r| crate::duration::parse(&r.every))?;
+        .and_then(|r| r.every.as_deref())
+        .and_then(crate::duration::parse)?;
     rotated_at
         .checked_add(jiff::SignedDuration::try_from(every).ok()?)
         .ok()
@@ -582,3 +584,36 @@ pub fn jittered(secs: u64, unit: f64) -> std::time::Duration {
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+/// Pod-template annotation that restart targets carry: the fingerprint of the key they were rolled for.
+pub const RESTARTED_FOR_ANNOTATION: &str = "keysmith.dev/key-fingerprint";
+
+/// What to do with `spec.rotation.restartTargets` after a sync.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RestartPlan {
+    /// Nothing: no targets, no key yet, or the targets already run the current key.
+    Nothing,
+    /// The first key seen with targets configured: remember it without restarting anyone (workloads
+    /// started after the Secret existed already read it).
+    Remember(String),
+    /// The key changed since the targets were last rolled: restart each once, then remember it.
+    Restart(String),
+}
+
+/// Decides whether the restart targets must roll, from the key fingerprint in status.
+pub fn restart_plan(key: &ApiKey, status: &crate::crd::ApiKeyStatus) -> RestartPlan {
+    let targets = key
+        .spec
+        .rotation
+        .as_ref()
+        .map(|r| r.restart_targets.len())
+        .unwrap_or(0);
+    let (Some(current), true) = (status.fingerprint.clone(), targets > 0) else {
+        return RestartPlan::Nothing;
+    };
+    match status.rotation.as_ref().and_then(|r| r.restarted_for.as_deref()) {
+        Some(done) if done == current => RestartPlan::Nothing,
+        Some(_) => RestartPlan::Restart(current),
+        None => RestartPlan::Remember(current),
+    }
+}

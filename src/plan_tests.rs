@@ -373,3 +373,21 @@ fn all_provider_capabilities() -> Capabilities {
         rotation: p,
     }
 }
+
+#[test]
+fn restart_targets_roll_once_per_new_key_and_never_for_the_first() {
+    let k = key(serde_json::json!({"rotation": {"restartTargets": [{"kind": "Deployment", "name": "web"}]}}));
+    let mut status = crate::crd::ApiKeyStatus::default();
+    assert_eq!(restart_plan(&k, &status), RestartPlan::Nothing, "no key yet");
+    status.fingerprint = Some("aaaa".into());
+    assert_eq!(restart_plan(&k, &status), RestartPlan::Remember("aaaa".into()));
+    status.rotation = Some(crate::crd::RotationStatus {
+        restarted_for: Some("aaaa".into()),
+        ..Default::default()
+    });
+    assert_eq!(restart_plan(&k, &status), RestartPlan::Nothing);
+    status.fingerprint = Some("bbbb".into());
+    assert_eq!(restart_plan(&k, &status), RestartPlan::Restart("bbbb".into()));
+    let without = key(serde_json::json!({}));
+    assert_eq!(restart_plan(&without, &status), RestartPlan::Nothing);
+}

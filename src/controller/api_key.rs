@@ -74,6 +74,8 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
         Ok(synced) => {
             ctx.succeeded(&uid);
             report_synced(&key, synced, &mut status, &now);
+            let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+            super::restart::restart_targets(&key, ctx, &ns, &mut status).await?;
             next_wake(usage_interval(ctx, Some(&synced.hub)), &status, ctx.clock.now())
         }
         Err(problem) => {

@@ -5,6 +5,7 @@ mod api_key;
 mod failpoint;
 mod model_hub;
 mod providers;
+mod restart;
 mod sync;
 
 use std::{

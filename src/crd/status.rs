@@ -265,4 +265,7 @@ pub struct RotationStatus {
     /// and that no longer works. While it stays there, the Secret keysmith wrote is the key's source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_import_fingerprint: Option<String>,
+    /// Fingerprint of the key that `spec.rotation.restartTargets` were last restarted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_for: Option<String>,
 }
