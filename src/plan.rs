@@ -390,21 +390,33 @@ pub fn effective_limits(key: &ApiKey, hub: &ModelHub, caps: &Capabilities) -> Ef
         source,
         enforcement: caps.rate_limits,
     });
-    let pick = |own: Option<u64>, def: Option<u64>| -> Option<EffectiveValue> {
-        own.map(|v| (v, LimitSource::Spec))
-            .or(def.map(|v| (v, LimitSource::HubDefault)))
-            .map(|(value, source)| EffectiveValue {
+    // Spec, else the hub's default, else the provider's entry tier, which the provider itself enforces
+    // on the whole account.
+    let pick = |own: Option<u64>, def: Option<u64>, tier: Option<u64>| -> Option<EffectiveValue> {
+        own.map(|v| (v, LimitSource::Spec, caps.rate_limits))
+            .or(def.map(|v| (v, LimitSource::HubDefault, caps.rate_limits)))
+            .or(tier.map(|v| (v, LimitSource::ProviderDefault, Enforcement::Provider)))
+            .map(|(value, source, enforcement)| EffectiveValue {
                 value,
                 source,
-                enforcement: caps.rate_limits,
+                enforcement,
             })
     };
     let own = key.spec.limits.clone().unwrap_or_default();
     let def = defaults.and_then(|d| d.limits.clone()).unwrap_or_default();
-    out.requests_per_minute = pick(own.requests_per_minute, def.requests_per_minute);
-    out.requests_per_day = pick(own.requests_per_day, def.requests_per_day);
-    out.tokens_per_minute = pick(own.tokens_per_minute, def.tokens_per_minute);
-    out.tokens_per_day = pick(own.tokens_per_day, def.tokens_per_day);
+    let tier = crate::provider::defaults::entry_tier(hub.spec.provider).unwrap_or_default();
+    out.requests_per_minute = pick(
+        own.requests_per_minute,
+        def.requests_per_minute,
+        tier.requests_per_minute,
+    );
+    out.requests_per_day = pick(own.requests_per_day, def.requests_per_day, tier.requests_per_day);
+    out.tokens_per_minute = pick(
+        own.tokens_per_minute,
+        def.tokens_per_minute,
+        tier.tokens_per_minute,
+    );
+    out.tokens_per_day = pick(own.tokens_per_day, def.tokens_per_day, tier.tokens_per_day);
     let (models, source) = if key.spec.model_limits.is_empty() {
         (
             defaults.map(|d| d.model_limits.clone()).unwrap_or_default(),

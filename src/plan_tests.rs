@@ -212,6 +212,16 @@ fn effective_limits_name_their_source_and_enforcement() {
         (20, LimitSource::HubDefault, Enforcement::Advisory)
     );
     assert_eq!(e.tokens_per_day.unwrap().source, LimitSource::Spec);
+    // Left out everywhere: OpenRouter's entry tier (50 free-model requests a day), enforced by it.
+    let rpd = e.requests_per_day.unwrap();
+    assert_eq!(
+        (rpd.value, rpd.source, rpd.enforcement),
+        (50, LimitSource::ProviderDefault, Enforcement::Provider)
+    );
+    assert!(
+        e.tokens_per_minute.is_none(),
+        "OpenRouter documents no token tier"
+    );
     assert_eq!(e.max_input_tokens.unwrap().value, 4096);
     assert!(e.max_output_tokens.is_none(), "0 means unlimited");
 }
