@@ -191,20 +191,14 @@ impl Scene {
     /// environment (a failpoint, say) and output handling before spawning it.
     pub fn operator_command(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"));
-        cmd.args([
-            "run",
-            "--namespace",
-            &self.ns.name,
-            "--health-addr",
-            "127.0.0.1:0",
-            "--usage-interval",
-            "2s",
-        ])
-        .env("KUBECONFIG", super::kubeconfig())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
+        cmd.args(["run", "--namespace", &self.ns.name, "--usage-interval", "2s"])
+            .env("KUBECONFIG", super::kubeconfig())
+            // An environment variable, not a flag, so that callers can choose a port.
+            .env("KEYSMITH_HEALTH_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
         cmd
     }
 
