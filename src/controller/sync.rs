@@ -563,8 +563,13 @@ async fn issue(
             rotation.previous_key_revoke_at = Some(ctx.clock.now().to_string());
         }
     }
-    patch_status(&api, &key.name_any(), status).await?;
-    failpoint("after-status-write");
+    if previous.is_some() {
+        // The old key must be on record before anything revokes it or lets its overlap run.
+        patch_status(&api, &key.name_any(), status).await?;
+        failpoint("after-status-write");
+    }
+    // A first key is recorded by the reconcile's final status write, one write fewer per key: a crash
+    // before it leaves the marker, and recovery adopts the key the Secret already holds.
     ctx.event(
         key,
         false,
