@@ -51,6 +51,9 @@ pub struct SimulateArgs {
 pub enum SimulatedProvider {
     /// OpenRouter's management API (`/api/v1`).
     Openrouter,
+    /// DigitalOcean's GenAI model API keys (`/v2/gen-ai/models/api_keys`) and inference `/v1/models`;
+    /// the management key is the API token it accepts.
+    Digitalocean,
 }
 
 /// Flags of `keysmith run`.

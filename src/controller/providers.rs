@@ -14,6 +14,7 @@ use crate::{
     metrics::Metrics,
     provider::{
         self, DynProvider, SecretValue,
+        digitalocean::{self, DigitalOceanClient},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
         openrouter::{self, OpenRouterClient},
@@ -50,6 +51,21 @@ impl ProviderFactory for DefaultProviderFactory {
                     .unwrap_or(openrouter::DEFAULT_ENDPOINT);
                 Ok(Arc::new(OpenRouterClient::new(endpoint, credential, transport)?))
             }
+            Provider::Digitalocean => {
+                let endpoint = hub
+                    .spec
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or(digitalocean::DEFAULT_ENDPOINT);
+                let inference = hub
+                    .spec
+                    .inference_endpoint
+                    .as_deref()
+                    .unwrap_or(digitalocean::DEFAULT_INFERENCE_ENDPOINT);
+                Ok(Arc::new(DigitalOceanClient::new(
+                    endpoint, inference, credential, transport,
+                )?))
+            }
             _ => Err(provider::Error::Unsupported(
                 "this provider (not yet implemented in keysmith)",
             )),
@@ -59,6 +75,7 @@ impl ProviderFactory for DefaultProviderFactory {
     fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
         match provider {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Digitalocean => Some(digitalocean::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }
     }

@@ -7,9 +7,11 @@
 
 pub mod api_layer;
 pub mod clock;
+pub mod digitalocean;
 pub mod faults;
 pub mod openrouter;
 pub mod request_log;
+pub mod shared_hooks;
 
 use std::{future::Future, net::SocketAddr};
 
