@@ -18,6 +18,7 @@ use crate::{
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
         openrouter::{self, OpenRouterClient},
+        validate_only::{self, Flavor, ValidateOnlyClient},
     },
 };
 
@@ -66,6 +67,18 @@ impl ProviderFactory for DefaultProviderFactory {
                     endpoint, inference, credential, transport,
                 )?))
             }
+            Provider::Together | Provider::OpenaiCompatible => {
+                let flavor = match hub.spec.provider {
+                    Provider::Together => Flavor::Together,
+                    _ => Flavor::OpenAiCompatible,
+                };
+                Ok(Arc::new(ValidateOnlyClient::new(
+                    flavor,
+                    hub.spec.inference_endpoint.as_deref(),
+                    Some(credential),
+                    transport,
+                )?))
+            }
             _ => Err(provider::Error::Unsupported(
                 "this provider (not yet implemented in keysmith)",
             )),
@@ -76,6 +89,7 @@ impl ProviderFactory for DefaultProviderFactory {
         match provider {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Digitalocean => Some(digitalocean::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Together => Some(validate_only::TOGETHER_DEFAULT_ENDPOINT),
             _ => None,
         }
     }

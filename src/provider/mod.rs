@@ -8,6 +8,7 @@ pub mod http;
 pub mod instrumented;
 pub mod openrouter;
 mod secret_value;
+pub mod validate_only;
 
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod openrouter;
 pub mod request_log;
 pub mod shared_hooks;
+pub mod validate_only;
 
 use std::{future::Future, net::SocketAddr};
 
