@@ -2,6 +2,7 @@
 //! its wire format onto these types; the controllers never see a provider's JSON.
 
 mod base_url;
+pub mod defaults;
 pub mod digitalocean;
 mod error;
 pub mod http;
