@@ -141,6 +141,11 @@ impl DigitalOceanSim {
         self.core.faults.push(fault);
     }
 
+    /// Disarms every fault.
+    pub fn clear_faults(&self) {
+        self.core.faults.clear();
+    }
+
     /// How many API requests arrived before a `Retry-After` given to the same credential expired.
     pub fn early_retries(&self) -> usize {
         self.core.log.early_retries()
