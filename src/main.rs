@@ -4,7 +4,13 @@ use clap::Parser;
 use keysmith::{
     cli::{Cli, Command, SimulateArgs, SimulatedProvider},
     crd, plugin, run,
-    simulator::{self, clock::Clock, openrouter::OpenRouterSim},
+    simulator::{
+        self,
+        clock::Clock,
+        digitalocean::DigitalOceanSim,
+        openrouter::OpenRouterSim,
+        validate_only::{Flavor, ValidateOnlySim},
+    },
     telemetry,
 };
 
@@ -52,6 +58,13 @@ async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let router = match args.provider {
         SimulatedProvider::Openrouter => OpenRouterSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Digitalocean => DigitalOceanSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Together => {
+            ValidateOnlySim::new(Flavor::Together, [args.management_key], Clock::new()).router()
+        }
+        SimulatedProvider::OpenaiCompatible => {
+            ValidateOnlySim::new(Flavor::OpenAiCompatible, [args.management_key], Clock::new()).router()
+        }
     };
     tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
     simulator::serve(listener, router, shutdown).await?;
