@@ -51,6 +51,8 @@ pub struct SimulateArgs {
 pub enum SimulatedProvider {
     /// OpenRouter's management API (`/api/v1`).
     Openrouter,
+    /// OpenAI's Administration API (`/v1/organization`) and `/v1/models`, with project `proj_default`.
+    Openai,
 }
 
 /// Flags of `keysmith run`.

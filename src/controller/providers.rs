@@ -16,6 +16,7 @@ use crate::{
         self, DynProvider, SecretValue,
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
+        openai::{self, OpenAiClient},
         openrouter::{self, OpenRouterClient},
     },
 };
@@ -50,6 +51,21 @@ impl ProviderFactory for DefaultProviderFactory {
                     .unwrap_or(openrouter::DEFAULT_ENDPOINT);
                 Ok(Arc::new(OpenRouterClient::new(endpoint, credential, transport)?))
             }
+            Provider::Openai => {
+                let endpoint = hub.spec.endpoint.as_deref().unwrap_or(openai::DEFAULT_ENDPOINT);
+                let inference = hub
+                    .spec
+                    .inference_endpoint
+                    .as_deref()
+                    .unwrap_or(openai::DEFAULT_INFERENCE_ENDPOINT);
+                Ok(Arc::new(OpenAiClient::new(
+                    endpoint,
+                    inference,
+                    credential,
+                    hub.spec.openai.clone(),
+                    transport,
+                )?))
+            }
             _ => Err(provider::Error::Unsupported(
                 "this provider (not yet implemented in keysmith)",
             )),
@@ -59,6 +75,7 @@ impl ProviderFactory for DefaultProviderFactory {
     fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
         match provider {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Openai => Some(openai::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 mod error;
 pub mod http;
 pub mod instrumented;
+pub mod openai;
 pub mod openrouter;
 mod secret_value;
 
