@@ -440,9 +440,9 @@ impl ProviderClient for OpenAiClient {
             // Service-account keys carry no expiry: only keysmith revoking the key at `expiresAt` can
             // end it.
             expiry: Enforcement::Operator,
-            // Neither service accounts nor project keys can be disabled; the only way to stop a key
-            // is to delete its service account, so keysmith disables by revoking (and re-enabling
-            // issues a new key).
+            // Neither service accounts nor project keys can be disabled (no such field or endpoint):
+            // the only way to stop a key is to delete its service account. keysmith can therefore
+            // stop a key only by revoking it, and a re-enabled key is a new key with a new value.
             disable: Enforcement::Operator,
             // `POST .../service_accounts/{id}` takes a new `name`.
             rename: Enforcement::Provider,
@@ -564,18 +564,30 @@ impl ProviderClient for OpenAiClient {
         self.account_record(account).await
     }
 
-    /// Deletes the service account, which revokes its key. A project key (`key_...`) is deleted
-    /// directly; OpenAI refuses that (400) for keys that belong to a service account.
+    /// Deletes the service account, which revokes its key. A project key (`key_...`, an import) is
+    /// deleted directly when a user owns it; OpenAI refuses (400) to delete a service account's key
+    /// on its own, and deleting a service account keysmith did not make is not its call, so that
+    /// case is [`Error::Unsupported`].
     async fn delete_key(&self, id: &str) -> Result<()> {
-        let segments = if is_project_key_id(id) {
-            ["api_keys", id]
-        } else {
-            ["service_accounts", id]
-        };
-        match self
-            .call(Method::DELETE, self.project_url(&segments)?, None)
-            .await
-        {
+        if is_project_key_id(id) {
+            let url = self.project_url(&["api_keys", id])?;
+            match self.get_json::<ProjectApiKey>(url.clone()).await {
+                Ok(key) if key.service_account_id().is_some() => {
+                    return Err(Error::Unsupported(
+                        "revoking a service account's key on its own (delete the service account instead)",
+                    ));
+                }
+                Ok(_) => {}
+                Err(Error::NotFound { .. }) => return Ok(()),
+                Err(err) => return Err(err),
+            }
+            return match self.call(Method::DELETE, url, None).await {
+                Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+                Err(err) => Err(err),
+            };
+        }
+        let url = self.project_url(&["service_accounts", id])?;
+        match self.call(Method::DELETE, url, None).await {
             Ok(_) | Err(Error::NotFound { .. }) => {
                 self.forget(id);
                 Ok(())

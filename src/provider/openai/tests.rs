@@ -648,6 +648,40 @@ async fn an_imported_key_is_found_by_its_id_or_by_an_unambiguous_mask() {
 }
 
 #[tokio::test]
+async fn revoking_an_imported_key_deletes_a_users_key_but_never_a_service_accounts() {
+    let fixture = Fixture::new().await;
+    let id = fixture
+        .sim
+        .add_user_key(
+            DEFAULT_PROJECT_ID,
+            "sk-proj-imported-0123456789abcdefghij",
+            "legacy",
+        )
+        .unwrap();
+    fixture.client.delete_key(&id).await.unwrap();
+    fixture.client.delete_key(&id).await.unwrap();
+    assert!(fixture.project().api_keys.iter().any(|k| k.id == id && k.deleted));
+
+    let created = fixture.client.create_key(&named("bot")).await.unwrap();
+    let key = fixture
+        .sim
+        .service_account(DEFAULT_PROJECT_ID, &created.record.id)
+        .unwrap()
+        .key_id
+        .unwrap();
+    let err = fixture.client.delete_key(&key).await.unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
+    assert!(
+        !fixture
+            .sim
+            .service_account(DEFAULT_PROJECT_ID, &created.record.id)
+            .unwrap()
+            .deleted
+    );
+    assert_eq!(fixture.requests("DELETE", &format!("/api_keys/{key}")), 0);
+}
+
+#[tokio::test]
 async fn without_a_project_only_imports_can_be_checked() {
     let sim = OpenAiSim::new([ADMIN.to_owned()], Clock::new());
     let running = sim.spawn().await.unwrap();
