@@ -58,6 +58,8 @@ pub enum SimulatedProvider {
     Together,
     /// A generic OpenAI-compatible server (`/v1/models`); the management key is a key it accepts.
     OpenaiCompatible,
+    /// OpenAI's Administration API (`/v1/organization`) and `/v1/models`, with project `proj_default`.
+    Openai,
 }
 
 /// Flags of `keysmith run`.

@@ -8,6 +8,7 @@ use keysmith::{
         self,
         clock::Clock,
         digitalocean::DigitalOceanSim,
+        openai::OpenAiSim,
         openrouter::OpenRouterSim,
         validate_only::{Flavor, ValidateOnlySim},
     },
@@ -65,6 +66,7 @@ async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> 
         SimulatedProvider::OpenaiCompatible => {
             ValidateOnlySim::new(Flavor::OpenAiCompatible, [args.management_key], Clock::new()).router()
         }
+        SimulatedProvider::Openai => OpenAiSim::new([args.management_key], Clock::new()).router(),
     };
     tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
     simulator::serve(listener, router, shutdown).await?;

@@ -17,6 +17,7 @@ use crate::{
         digitalocean::{self, DigitalOceanClient},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
+        openai::{self, OpenAiClient},
         openrouter::{self, OpenRouterClient},
         validate_only::{self, Flavor, ValidateOnlyClient},
     },
@@ -79,6 +80,21 @@ impl ProviderFactory for DefaultProviderFactory {
                     transport,
                 )?))
             }
+            Provider::Openai => {
+                let endpoint = hub.spec.endpoint.as_deref().unwrap_or(openai::DEFAULT_ENDPOINT);
+                let inference = hub
+                    .spec
+                    .inference_endpoint
+                    .as_deref()
+                    .unwrap_or(openai::DEFAULT_INFERENCE_ENDPOINT);
+                Ok(Arc::new(OpenAiClient::new(
+                    endpoint,
+                    inference,
+                    credential,
+                    hub.spec.openai.clone(),
+                    transport,
+                )?))
+            }
             _ => Err(provider::Error::Unsupported(
                 "this provider (not yet implemented in keysmith)",
             )),
@@ -90,6 +106,7 @@ impl ProviderFactory for DefaultProviderFactory {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Digitalocean => Some(digitalocean::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Together => Some(validate_only::TOGETHER_DEFAULT_ENDPOINT),
+            Provider::Openai => Some(openai::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ pub mod digitalocean;
 mod error;
 pub mod http;
 pub mod instrumented;
+pub mod openai;
 pub mod openrouter;
 mod secret_value;
 pub mod validate_only;

@@ -9,6 +9,7 @@ pub mod api_layer;
 pub mod clock;
 pub mod digitalocean;
 pub mod faults;
+pub mod openai;
 pub mod openrouter;
 pub mod request_log;
 pub mod shared_hooks;
