@@ -20,7 +20,7 @@ use keysmith::{
 };
 use kube::{
     ResourceExt,
-    api::{DeleteParams, ListParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
 };
 use serde_json::{Value, json};
 use support::{
@@ -424,6 +424,49 @@ async fn an_imported_key_is_validated_linked_by_key_id_and_reports_usage() {
     .await;
     let project = env.sim.project(DEFAULT_PROJECT_ID).unwrap();
     assert!(project.api_keys.iter().any(|k| k.id == key_id && k.deleted));
+}
+
+#[tokio::test]
+async fn a_requested_rotation_mints_a_new_service_account_and_deletes_the_old_after_the_overlap() {
+    let env = OpenAi::with_operator("oai-rotate").await;
+    env.apply_hub("oai", json!({})).await;
+    env.apply_key(
+        "k",
+        json!({"hubRef": {"name": "oai"}, "rotation": {"overlap": "6s"}}),
+    )
+    .await;
+    let first = env.wait_key("k", "Ready", is_ready).await;
+    let old_id = status_key_id(&first).unwrap();
+    let old_value = env.secret_data("k").await.unwrap()["apiKey"].clone();
+
+    let patch = json!({"metadata": {"annotations": {"keysmith.dev/rotate": "t1"}}});
+    env.ns
+        .api::<ApiKey>()
+        .patch("k", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let rotated = env
+        .wait_key("k", "rotated", |k| {
+            is_ready(k) && status_key_id(k).is_some_and(|id| id != old_id)
+        })
+        .await;
+    let new_id = status_key_id(&rotated).unwrap();
+    assert_ne!(env.secret_data("k").await.unwrap()["apiKey"], old_value);
+    // The old key keeps working through the overlap, then its service account is deleted.
+    assert!(!env.account(&old_id).deleted);
+    eventually(
+        "the old service account deleted",
+        Duration::from_secs(60),
+        || async { env.account(&old_id).deleted.then_some(()) },
+    )
+    .await;
+    assert!(!env.account(&new_id).deleted);
+    let live: Vec<_> = env
+        .accounts_of(&rotated.uid().unwrap())
+        .into_iter()
+        .filter(|a| !a.deleted)
+        .collect();
+    assert_eq!(live.len(), 1);
 }
 
 #[tokio::test]
