@@ -51,6 +51,8 @@ pub struct SimulateArgs {
 pub enum SimulatedProvider {
     /// OpenRouter's management API (`/api/v1`).
     Openrouter,
+    /// aiXplain's API-key endpoints (`/sdk/api-keys`); the management key is the team API key.
+    Aixplain,
 }
 
 /// Flags of `keysmith run`.

@@ -14,6 +14,7 @@ use crate::{
     metrics::Metrics,
     provider::{
         self, DynProvider, SecretValue,
+        aixplain::{self, AixplainClient},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
         openrouter::{self, OpenRouterClient},
@@ -50,6 +51,10 @@ impl ProviderFactory for DefaultProviderFactory {
                     .unwrap_or(openrouter::DEFAULT_ENDPOINT);
                 Ok(Arc::new(OpenRouterClient::new(endpoint, credential, transport)?))
             }
+            Provider::Aixplain => {
+                let endpoint = hub.spec.endpoint.as_deref().unwrap_or(aixplain::DEFAULT_ENDPOINT);
+                Ok(Arc::new(AixplainClient::new(endpoint, credential, transport)?))
+            }
             _ => Err(provider::Error::Unsupported(
                 "this provider (not yet implemented in keysmith)",
             )),
@@ -59,6 +64,7 @@ impl ProviderFactory for DefaultProviderFactory {
     fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
         match provider {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Aixplain => Some(aixplain::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }
     }

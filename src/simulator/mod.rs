@@ -5,11 +5,13 @@
 //! (clock, faults, spend, request log, state inspection). The clock, fault queue and request log
 //! are provider-neutral so that every simulator shares them.
 
+pub mod aixplain;
 pub mod api_layer;
 pub mod clock;
 pub mod faults;
 pub mod openrouter;
 pub mod request_log;
+pub mod shared_hooks;
 
 use std::{future::Future, net::SocketAddr};
 
