@@ -46,11 +46,7 @@ impl Env {
         let scene = Scene::new(prefix).await;
         let sim = OpenRouterSim::new([MANAGEMENT_KEY.to_owned()], Clock::new());
         let running = sim.spawn().await.unwrap();
-        let env = Self {
-            scene,
-            sim,
-            running,
-        };
+        let env = Self { scene, sim, running };
         env.apply_secret("openrouter-management", json!({"key": MANAGEMENT_KEY}))
             .await;
         env
@@ -60,6 +56,14 @@ impl Env {
     pub async fn with_operator(prefix: &str) -> Self {
         let mut env = Self::new(prefix).await;
         env.start_operator();
+        env
+    }
+
+    /// The same, with the operator sharing the simulator's clock.
+    pub async fn with_operator_on_sim_clock(prefix: &str) -> Self {
+        let mut env = Self::new(prefix).await;
+        let clock = env.sim.clock();
+        env.scene.start_operator_with_clock(clock);
         env
     }
 
@@ -98,18 +102,24 @@ impl Scene {
         }
     }
 
-    /// Starts the controllers in this process, watching only this namespace.
+    /// Starts the controllers in this process, watching only this namespace, on real time.
     pub fn start_operator(&mut self) {
+        self.start_operator_with_clock(Clock::new());
+    }
+
+    /// The same, deciding with `clock` (share it with the simulator to cross windows and expiries).
+    pub fn start_operator_with_clock(&mut self, clock: Clock) {
         let settings = Settings {
             default_usage_interval: Duration::from_secs(2),
             error_backoff_base: Duration::from_millis(500),
         };
         let metrics = Arc::new(keysmith::metrics::Metrics::default());
-        let ctx = Context::new(
+        let ctx = Context::with_clock(
             self.ns.client.clone(),
             Arc::new(DefaultProviderFactory),
             settings,
             metrics,
+            clock,
         );
         let scope = Scope::Namespaces(vec![self.ns.name.clone()]);
         let run = controller::run(ctx, scope, 4, std::future::pending(), || ());
