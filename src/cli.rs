@@ -53,6 +53,9 @@ pub enum SimulatedProvider {
     Openrouter,
     /// aiXplain's API-key endpoints (`/sdk/api-keys`); the management key is the team API key.
     Aixplain,
+    /// Anthropic's Admin API (API keys, workspaces, usage and cost reports) and `/v1/models`; the
+    /// management key is the admin key.
+    Anthropic,
 }
 
 /// Flags of `keysmith run`.

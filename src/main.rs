@@ -4,7 +4,9 @@ use clap::Parser;
 use keysmith::{
     cli::{Cli, Command, SimulateArgs, SimulatedProvider},
     crd, plugin, run,
-    simulator::{self, aixplain::AixplainSim, clock::Clock, openrouter::OpenRouterSim},
+    simulator::{
+        self, aixplain::AixplainSim, anthropic::AnthropicSim, clock::Clock, openrouter::OpenRouterSim,
+    },
     telemetry,
 };
 
@@ -53,6 +55,7 @@ async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> 
     let router = match args.provider {
         SimulatedProvider::Openrouter => OpenRouterSim::new([args.management_key], Clock::new()).router(),
         SimulatedProvider::Aixplain => AixplainSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Anthropic => AnthropicSim::new([args.management_key], Clock::new()).router(),
     };
     tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
     simulator::serve(listener, router, shutdown).await?;

@@ -15,6 +15,7 @@ use crate::{
     provider::{
         self, DynProvider, SecretValue,
         aixplain::{self, AixplainClient},
+        anthropic::{self, AnthropicClient},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
         openrouter::{self, OpenRouterClient},
@@ -55,6 +56,20 @@ impl ProviderFactory for DefaultProviderFactory {
                 let endpoint = hub.spec.endpoint.as_deref().unwrap_or(aixplain::DEFAULT_ENDPOINT);
                 Ok(Arc::new(AixplainClient::new(endpoint, credential, transport)?))
             }
+            Provider::Anthropic => {
+                let endpoint = hub
+                    .spec
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or(anthropic::DEFAULT_ENDPOINT);
+                // Imported keys are checked where clients call Claude; by default that is the same
+                // host as the Admin API.
+                let inference = hub.spec.inference_endpoint.as_deref().unwrap_or(endpoint);
+                let workspace = hub.spec.anthropic.as_ref().and_then(|a| a.workspace_id.clone());
+                Ok(Arc::new(AnthropicClient::new(
+                    endpoint, inference, credential, workspace, transport,
+                )?))
+            }
             _ => Err(provider::Error::Unsupported(
                 "this provider (not yet implemented in keysmith)",
             )),
@@ -65,6 +80,7 @@ impl ProviderFactory for DefaultProviderFactory {
         match provider {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Aixplain => Some(aixplain::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Anthropic => Some(anthropic::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }
     }

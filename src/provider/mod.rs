@@ -2,6 +2,7 @@
 //! its wire format onto these types; the controllers never see a provider's JSON.
 
 pub mod aixplain;
+pub mod anthropic;
 pub mod defaults;
 pub mod endpoint;
 mod error;

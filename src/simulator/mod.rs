@@ -6,6 +6,7 @@
 //! are provider-neutral so that every simulator shares them.
 
 pub mod aixplain;
+pub mod anthropic;
 pub mod api_layer;
 pub mod clock;
 pub mod faults;
