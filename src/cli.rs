@@ -60,6 +60,11 @@ pub enum SimulatedProvider {
     OpenaiCompatible,
     /// OpenAI's Administration API (`/v1/organization`) and `/v1/models`, with project `proj_default`.
     Openai,
+    /// aiXplain's API-key endpoints (`/sdk/api-keys`); the management key is the team API key.
+    Aixplain,
+    /// Anthropic's Admin API (API keys, workspaces, usage and cost reports) and `/v1/models`; the
+    /// management key is the admin key.
+    Anthropic,
 }
 
 /// Flags of `keysmith run`.

@@ -6,6 +6,8 @@ use keysmith::{
     crd, plugin, run,
     simulator::{
         self,
+        aixplain::AixplainSim,
+        anthropic::AnthropicSim,
         clock::Clock,
         digitalocean::DigitalOceanSim,
         openai::OpenAiSim,
@@ -67,6 +69,8 @@ async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> 
             ValidateOnlySim::new(Flavor::OpenAiCompatible, [args.management_key], Clock::new()).router()
         }
         SimulatedProvider::Openai => OpenAiSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Aixplain => AixplainSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Anthropic => AnthropicSim::new([args.management_key], Clock::new()).router(),
     };
     tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
     simulator::serve(listener, router, shutdown).await?;

@@ -14,6 +14,8 @@ use crate::{
     metrics::Metrics,
     provider::{
         self, DynProvider, SecretValue,
+        aixplain::{self, AixplainClient},
+        anthropic::{self, AnthropicClient},
         digitalocean::{self, DigitalOceanClient},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
@@ -52,6 +54,24 @@ impl ProviderFactory for DefaultProviderFactory {
                     .as_deref()
                     .unwrap_or(openrouter::DEFAULT_ENDPOINT);
                 Ok(Arc::new(OpenRouterClient::new(endpoint, credential, transport)?))
+            }
+            Provider::Aixplain => {
+                let endpoint = hub.spec.endpoint.as_deref().unwrap_or(aixplain::DEFAULT_ENDPOINT);
+                Ok(Arc::new(AixplainClient::new(endpoint, credential, transport)?))
+            }
+            Provider::Anthropic => {
+                let endpoint = hub
+                    .spec
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or(anthropic::DEFAULT_ENDPOINT);
+                // Imported keys are checked where clients call Claude; by default that is the same
+                // host as the Admin API.
+                let inference = hub.spec.inference_endpoint.as_deref().unwrap_or(endpoint);
+                let workspace = hub.spec.anthropic.as_ref().and_then(|a| a.workspace_id.clone());
+                Ok(Arc::new(AnthropicClient::new(
+                    endpoint, inference, credential, workspace, transport,
+                )?))
             }
             Provider::Digitalocean => {
                 let endpoint = hub
@@ -104,6 +124,8 @@ impl ProviderFactory for DefaultProviderFactory {
     fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
         match provider {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Aixplain => Some(aixplain::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Anthropic => Some(anthropic::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Digitalocean => Some(digitalocean::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Together => Some(validate_only::TOGETHER_DEFAULT_ENDPOINT),
             Provider::Openai => Some(openai::DEFAULT_INFERENCE_ENDPOINT),

@@ -1,9 +1,12 @@
 //! One trait for every provider's management API. Each provider lives in its own module and maps
 //! its wire format onto these types; the controllers never see a provider's JSON.
 
+pub mod aixplain;
+pub mod anthropic;
 mod base_url;
 pub mod defaults;
 pub mod digitalocean;
+pub mod endpoint;
 mod error;
 pub mod http;
 pub mod instrumented;

@@ -46,12 +46,32 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The credential a request presents, in any provider's style: `Authorization: <scheme> <token>`
+/// (`Bearer`, or aiXplain's `Token`) or an `x-api-key` header (Anthropic, aiXplain). Only the request
+/// log uses it, to tell callers apart; each simulator authenticates by its own rules.
+pub fn presented_credential(headers: &HeaderMap) -> Option<&str> {
+    let authorization = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .map(|(_, token)| token.trim());
+    let api_key = || {
+        headers
+            .get("x-api-key")
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    };
+    authorization
+        .filter(|token| !token.is_empty())
+        .or_else(|| api_key().filter(|token| !token.is_empty()))
+}
+
 /// Middleware for `axum::middleware::from_fn_with_state`: fault injection plus request logging.
 pub async fn guard(State(layer): State<ApiLayer>, request: Request, next: Next) -> Response {
     let arrived = layer.clock.now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let credential = bearer_token(request.headers()).map(fingerprint);
+    let credential = presented_credential(request.headers()).map(fingerprint);
     let authorization = request
         .headers()
         .get(AUTHORIZATION)
@@ -160,6 +180,18 @@ mod tests {
         assert_eq!(bearer_token(&headers), None);
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer_token(&headers), None);
+    }
+
+    #[test]
+    fn the_logged_credential_comes_from_any_authorization_scheme_or_x_api_key() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(presented_credential(&headers), None);
+        headers.insert("x-api-key", HeaderValue::from_static("sk-ant-abc"));
+        assert_eq!(presented_credential(&headers), Some("sk-ant-abc"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Token team"));
+        assert_eq!(presented_credential(&headers), Some("team"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sk-or"));
+        assert_eq!(presented_credential(&headers), Some("sk-or"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! (clock, faults, spend, request log, state inspection). The clock, fault queue and request log
 //! are provider-neutral so that every simulator shares them.
 
+pub mod aixplain;
+pub mod anthropic;
 pub mod api_layer;
 pub mod clock;
 pub mod digitalocean;

@@ -80,9 +80,24 @@ pub fn routes(core: SimCore) -> Router {
         .with_state(core)
 }
 
+/// The shared hooks' state under the name some simulators' hooks use.
+pub type HookState = SimCore;
+
 /// A rejected hook call, answered as `{"error": "..."}`.
 #[derive(Debug)]
 pub struct HookError(pub StatusCode, pub String);
+
+impl HookError {
+    /// A 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+
+    /// A 404 with `message`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self(StatusCode::NOT_FOUND, message.into())
+    }
+}
 
 impl IntoResponse for HookError {
     fn into_response(self) -> Response {
