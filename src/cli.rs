@@ -51,6 +51,10 @@ pub struct SimulateArgs {
 pub enum SimulatedProvider {
     /// OpenRouter's management API (`/api/v1`).
     Openrouter,
+    /// Google's API Keys API (`/v2`), its OAuth2 token endpoint (`/token`) and the Gemini API's
+    /// `/v1beta/models`. The management key is accepted as a bearer token; the test service
+    /// account's key file is served at `/_sim/service-account`.
+    Google,
 }
 
 /// Flags of `keysmith run`.

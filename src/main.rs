@@ -4,7 +4,7 @@ use clap::Parser;
 use keysmith::{
     cli::{Cli, Command, SimulateArgs, SimulatedProvider},
     crd, plugin, run,
-    simulator::{self, clock::Clock, openrouter::OpenRouterSim},
+    simulator::{self, clock::Clock, google::GoogleSim, openrouter::OpenRouterSim},
     telemetry,
 };
 
@@ -52,6 +52,11 @@ async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let router = match args.provider {
         SimulatedProvider::Openrouter => OpenRouterSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Google => {
+            let sim = GoogleSim::new(Clock::new());
+            sim.add_static_token(&args.management_key);
+            sim.router()
+        }
     };
     tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
     simulator::serve(listener, router, shutdown).await?;

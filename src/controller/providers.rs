@@ -14,6 +14,7 @@ use crate::{
     metrics::Metrics,
     provider::{
         self, DynProvider, SecretValue,
+        google::{self, GoogleClient, GoogleSettings},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
         openrouter::{self, OpenRouterClient},
@@ -50,6 +51,16 @@ impl ProviderFactory for DefaultProviderFactory {
                     .unwrap_or(openrouter::DEFAULT_ENDPOINT);
                 Ok(Arc::new(OpenRouterClient::new(endpoint, credential, transport)?))
             }
+            Provider::Google => {
+                let settings = hub.spec.google.as_ref();
+                let settings = GoogleSettings {
+                    endpoint: hub.spec.endpoint.clone(),
+                    inference_endpoint: hub.spec.inference_endpoint.clone(),
+                    token_endpoint: settings.and_then(|g| g.token_endpoint.clone()),
+                    project: settings.map(|g| g.project.clone()),
+                };
+                Ok(Arc::new(GoogleClient::new(settings, &credential, transport)?))
+            }
             _ => Err(provider::Error::Unsupported(
                 "this provider (not yet implemented in keysmith)",
             )),
@@ -59,6 +70,7 @@ impl ProviderFactory for DefaultProviderFactory {
     fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
         match provider {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Google => Some(google::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }
     }

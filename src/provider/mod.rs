@@ -2,6 +2,7 @@
 //! its wire format onto these types; the controllers never see a provider's JSON.
 
 mod error;
+pub mod google;
 pub mod http;
 pub mod instrumented;
 pub mod openrouter;

@@ -8,6 +8,7 @@
 pub mod api_layer;
 pub mod clock;
 pub mod faults;
+pub mod google;
 pub mod openrouter;
 pub mod request_log;
 
