@@ -31,6 +31,7 @@ trap cleanup EXIT
 # Everything optional turned on, with peers and CIDRs, as one values file.
 cat >"$work/values-all.yaml" <<YAML
 replicaCount: 2
+restartTargets: {enabled: true}
 updateStrategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
 watchNamespaces: [$ns, $ns2]
 logging: {level: "keysmith=debug,kube=info", format: text}
@@ -89,6 +90,7 @@ refuse "/usageInterval" --set usageInterval=5m-
 refuse "/leaderElection/leaseDuration" --set-string leaderElection.leaseDuration=15
 refuse "/leaderElection/renewInterval" --set leaderElection.renewInterval=soon
 refuse "/image/pullPolicy" --set image.pullPolicy=Sometimes
+refuse "/restartTargets/enabled" --set-string restartTargets.enabled=yes
 refuse "/replicaCount" --set replicaCount=0
 refuse "/replicaCount" --set replicaCount=1.5
 refuse "/updateStrategy/type" --set updateStrategy.type=BlueGreen
@@ -197,6 +199,9 @@ check(not kinds(d, "Service"), "metrics.service.enabled=false: Service rendered"
 d = load("all")
 dep = one(d, "Deployment")
 check(dep["spec"]["replicas"] == 2, "all: replicas")
+apps = {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["patch"]}
+check(all(apps in r["rules"] for r in kinds(d, "Role") if r["metadata"]["name"] == full), "all: restart targets patch")
+check(not any(apps in r["rules"] for r in kinds(load("default"), "ClusterRole")), "default: no workload patch")
 check(dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, "all: strategy")
 pod_labels = dep["spec"]["template"]["metadata"]["labels"]
 svc = one(d, "Service")

@@ -5,6 +5,7 @@
 //! drive the same code paths users run.
 
 pub mod cli;
+pub mod clock;
 pub mod controller;
 pub mod crd;
 pub mod duration;

@@ -390,21 +390,33 @@ pub fn effective_limits(key: &ApiKey, hub: &ModelHub, caps: &Capabilities) -> Ef
         source,
         enforcement: caps.rate_limits,
     });
-    let pick = |own: Option<u64>, def: Option<u64>| -> Option<EffectiveValue> {
-        own.map(|v| (v, LimitSource::Spec))
-            .or(def.map(|v| (v, LimitSource::HubDefault)))
-            .map(|(value, source)| EffectiveValue {
+    // Spec, else the hub's default, else the provider's entry tier, which the provider itself enforces
+    // on the whole account.
+    let pick = |own: Option<u64>, def: Option<u64>, tier: Option<u64>| -> Option<EffectiveValue> {
+        own.map(|v| (v, LimitSource::Spec, caps.rate_limits))
+            .or(def.map(|v| (v, LimitSource::HubDefault, caps.rate_limits)))
+            .or(tier.map(|v| (v, LimitSource::ProviderDefault, Enforcement::Provider)))
+            .map(|(value, source, enforcement)| EffectiveValue {
                 value,
                 source,
-                enforcement: caps.rate_limits,
+                enforcement,
             })
     };
     let own = key.spec.limits.clone().unwrap_or_default();
     let def = defaults.and_then(|d| d.limits.clone()).unwrap_or_default();
-    out.requests_per_minute = pick(own.requests_per_minute, def.requests_per_minute);
-    out.requests_per_day = pick(own.requests_per_day, def.requests_per_day);
-    out.tokens_per_minute = pick(own.tokens_per_minute, def.tokens_per_minute);
-    out.tokens_per_day = pick(own.tokens_per_day, def.tokens_per_day);
+    let tier = crate::provider::defaults::entry_tier(hub.spec.provider).unwrap_or_default();
+    out.requests_per_minute = pick(
+        own.requests_per_minute,
+        def.requests_per_minute,
+        tier.requests_per_minute,
+    );
+    out.requests_per_day = pick(own.requests_per_day, def.requests_per_day, tier.requests_per_day);
+    out.tokens_per_minute = pick(
+        own.tokens_per_minute,
+        def.tokens_per_minute,
+        tier.tokens_per_minute,
+    );
+    out.tokens_per_day = pick(own.tokens_per_day, def.tokens_per_day, tier.tokens_per_day);
     let (models, source) = if key.spec.model_limits.is_empty() {
         (
             defaults.map(|d| d.model_limits.clone()).unwrap_or_default(),
@@ -449,16 +461,78 @@ pub fn budget_reset_in_force(key: &ApiKey, hub: &ModelHub) -> Option<BudgetReset
     effective_budget(key, hub).map(|(b, _)| b.reset.unwrap_or(BudgetReset::Never))
 }
 
-/// Operator-enforced summary: whether usage has reached the budget in force.
-pub fn budget_exceeded(key: &ApiKey, hub: &ModelHub, usage: &Usage) -> Option<String> {
-    let (budget, _) = effective_budget(key, hub)?;
-    let spent = usage.current_usd?;
-    (spent >= budget.limit_usd).then(|| {
-        format!(
-            "spend {spent:.3} USD reached the budget of {:.3} USD",
-            budget.limit_usd
-        )
-    })
+/// A limit that usage has reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Breach {
+    /// The spec field of the limit, e.g. `budget` or `limits.requestsPerDay`.
+    pub limit: &'static str,
+    /// What was reached, for the condition message and the Event.
+    pub message: String,
+    /// Who enforces the limit.
+    pub enforcement: Enforcement,
+}
+
+/// Every effective limit that `usage` has reached, with its enforcement under `caps`.
+pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities) -> Vec<Breach> {
+    let mut out = Vec::new();
+    if let (Some((budget, _)), Some(spent)) = (effective_budget(key, hub), usage.current_usd)
+        && spent >= budget.limit_usd
+    {
+        out.push(Breach {
+            limit: "budget",
+            message: format!(
+                "spend {spent:.3} USD reached the budget of {:.3} USD",
+                budget.limit_usd
+            ),
+            enforcement: caps.budget,
+        });
+    }
+    let limits = effective_key_limits(key, hub);
+    let counted = [
+        (
+            "limits.requestsPerDay",
+            "requests",
+            limits.requests_per_day,
+            usage.requests_today,
+        ),
+        (
+            "limits.tokensPerDay",
+            "tokens",
+            limits.tokens_per_day,
+            usage.tokens_today,
+        ),
+    ];
+    for (limit, unit, cap, used) in counted {
+        if let (Some(cap), Some(used)) = (cap, used)
+            && used >= cap
+        {
+            out.push(Breach {
+                limit,
+                message: format!("{used} {unit} today reached {limit} = {cap}"),
+                enforcement: caps.rate_limits,
+            });
+        }
+    }
+    out
+}
+
+/// Whether keysmith itself must stop the key: `Reject` and a reached limit that only keysmith
+/// enforces, or an expiry the provider does not hold that has passed.
+pub fn operator_blocks(key: &ApiKey, breaches: &[Breach], caps: &Capabilities, now: Timestamp) -> bool {
+    let reject = key.spec.on_limit_exceeded.unwrap_or_default() == crate::crd::OnLimitExceeded::Reject;
+    let over = reject && breaches.iter().any(|b| b.enforcement == Enforcement::Operator);
+    over || operator_expired(key, caps, now)
+}
+
+/// Whether `spec.expiresAt` has passed for a provider whose keys carry no expiry of their own.
+pub fn operator_expired(key: &ApiKey, caps: &Capabilities, now: Timestamp) -> bool {
+    caps.expiry == Enforcement::Operator
+        && key
+            .spec
+            .expires_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .is_some_and(|t| t <= now)
 }
 
 /// Why a rotation is due now, if it is: a new `keysmith.dev/rotate` value, or the schedule.
@@ -477,7 +551,8 @@ pub fn rotation_due(key: &ApiKey, status: &crate::crd::ApiKeyStatus, now: Timest
         .spec
         .rotation
         .as_ref()
-        .and_then(|r| crate::duration::parse(&r.every))?;
+        .and_then(|r| r.every.as_deref())
+        .and_then(crate::duration::parse)?;
     let since = rotation
         .last_rotated_at
         .as_deref()
@@ -505,7 +580,8 @@ pub fn next_rotation(key: &ApiKey, rotated_at: Timestamp) -> Option<Timestamp> {
         .spec
         .rotation
         .as_ref()
-        .and_then(|r| crate::duration::parse(&r.every))?;
+        .and_then(|r| r.every.as_deref())
+        .and_then(crate::duration::parse)?;
     rotated_at
         .checked_add(jiff::SignedDuration::try_from(every).ok()?)
         .ok()
@@ -520,3 +596,36 @@ pub fn jittered(secs: u64, unit: f64) -> std::time::Duration {
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+/// Pod-template annotation that restart targets carry: the fingerprint of the key they were rolled for.
+pub const RESTARTED_FOR_ANNOTATION: &str = "keysmith.dev/key-fingerprint";
+
+/// What to do with `spec.rotation.restartTargets` after a sync.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RestartPlan {
+    /// Nothing: no targets, no key yet, or the targets already run the current key.
+    Nothing,
+    /// The first key seen with targets configured: remember it without restarting anyone (workloads
+    /// started after the Secret existed already read it).
+    Remember(String),
+    /// The key changed since the targets were last rolled: restart each once, then remember it.
+    Restart(String),
+}
+
+/// Decides whether the restart targets must roll, from the key fingerprint in status.
+pub fn restart_plan(key: &ApiKey, status: &crate::crd::ApiKeyStatus) -> RestartPlan {
+    let targets = key
+        .spec
+        .rotation
+        .as_ref()
+        .map(|r| r.restart_targets.len())
+        .unwrap_or(0);
+    let (Some(current), true) = (status.fingerprint.clone(), targets > 0) else {
+        return RestartPlan::Nothing;
+    };
+    match status.rotation.as_ref().and_then(|r| r.restarted_for.as_deref()) {
+        Some(done) if done == current => RestartPlan::Nothing,
+        Some(_) => RestartPlan::Restart(current),
+        None => RestartPlan::Remember(current),
+    }
+}

@@ -212,28 +212,83 @@ fn effective_limits_name_their_source_and_enforcement() {
         (20, LimitSource::HubDefault, Enforcement::Advisory)
     );
     assert_eq!(e.tokens_per_day.unwrap().source, LimitSource::Spec);
+    // Left out everywhere: OpenRouter's entry tier (50 free-model requests a day), enforced by it.
+    let rpd = e.requests_per_day.unwrap();
+    assert_eq!(
+        (rpd.value, rpd.source, rpd.enforcement),
+        (50, LimitSource::ProviderDefault, Enforcement::Provider)
+    );
+    assert!(
+        e.tokens_per_minute.is_none(),
+        "OpenRouter documents no token tier"
+    );
     assert_eq!(e.max_input_tokens.unwrap().value, 4096);
     assert!(e.max_output_tokens.is_none(), "0 means unlimited");
 }
 
 #[test]
-fn budget_exceeded_names_the_limit() {
+fn breaches_name_the_limit_and_its_enforcement() {
     let k = key(serde_json::json!({"budget": {"limitUsd": 2.0, "reset": "Daily"}}));
-    let h = hub(serde_json::json!(null));
+    let h = hub(serde_json::json!({"limits": {"requestsPerDay": 100}}));
+    let caps = all_provider_capabilities();
     let under = Usage {
         current_usd: Some(1.0),
+        requests_today: Some(99),
         ..Default::default()
     };
     let over = Usage {
         current_usd: Some(2.5),
+        requests_today: Some(100),
         ..Default::default()
     };
-    assert_eq!(budget_exceeded(&k, &h, &under), None);
-    assert!(
-        budget_exceeded(&k, &h, &over)
-            .unwrap()
-            .contains("budget of 2.000 USD")
+    assert_eq!(breaches(&k, &h, &under, &caps), vec![]);
+    let found = breaches(&k, &h, &over, &caps);
+    assert_eq!(
+        found.iter().map(|b| b.limit).collect::<Vec<_>>(),
+        ["budget", "limits.requestsPerDay"]
     );
+    assert!(found[0].message.contains("budget of 2.000 USD"));
+    assert!(found[1].message.contains("100 requests today"));
+}
+
+#[test]
+fn keysmith_blocks_only_what_it_alone_enforces_and_only_on_reject() {
+    let now = ts("2026-11-22T12:00:00Z");
+    let mut k = key(serde_json::json!({"budget": {"limitUsd": 2.0, "reset": "Daily"}}));
+    let h = hub(serde_json::json!(null));
+    let over = Usage {
+        current_usd: Some(2.5),
+        ..Default::default()
+    };
+    let provider_caps = all_provider_capabilities();
+    let operator_caps = Capabilities {
+        budget: Enforcement::Operator,
+        expiry: Enforcement::Operator,
+        ..provider_caps.clone()
+    };
+    let by_provider = breaches(&k, &h, &over, &provider_caps);
+    assert!(
+        !operator_blocks(&k, &by_provider, &provider_caps, now),
+        "the provider stops it"
+    );
+    let by_operator = breaches(&k, &h, &over, &operator_caps);
+    assert!(operator_blocks(&k, &by_operator, &operator_caps, now));
+    k.spec.on_limit_exceeded = Some(OnLimitExceeded::UseAnyway);
+    assert!(
+        !operator_blocks(&k, &by_operator, &operator_caps, now),
+        "UseAnyway keeps it working"
+    );
+    k.spec.expires_at = Some("2026-11-22T11:59:59Z".into());
+    assert!(
+        operator_blocks(&k, &[], &operator_caps, now),
+        "expired, and only keysmith knows"
+    );
+    assert!(
+        !operator_blocks(&k, &[], &provider_caps, now),
+        "the provider expires it itself"
+    );
+    k.spec.expires_at = Some("2026-11-22T12:00:01Z".into());
+    assert!(!operator_blocks(&k, &[], &operator_caps, now));
 }
 
 #[test]
@@ -327,4 +382,22 @@ fn all_provider_capabilities() -> Capabilities {
         provisioning: p,
         rotation: p,
     }
+}
+
+#[test]
+fn restart_targets_roll_once_per_new_key_and_never_for_the_first() {
+    let k = key(serde_json::json!({"rotation": {"restartTargets": [{"kind": "Deployment", "name": "web"}]}}));
+    let mut status = crate::crd::ApiKeyStatus::default();
+    assert_eq!(restart_plan(&k, &status), RestartPlan::Nothing, "no key yet");
+    status.fingerprint = Some("aaaa".into());
+    assert_eq!(restart_plan(&k, &status), RestartPlan::Remember("aaaa".into()));
+    status.rotation = Some(crate::crd::RotationStatus {
+        restarted_for: Some("aaaa".into()),
+        ..Default::default()
+    });
+    assert_eq!(restart_plan(&k, &status), RestartPlan::Nothing);
+    status.fingerprint = Some("bbbb".into());
+    assert_eq!(restart_plan(&k, &status), RestartPlan::Restart("bbbb".into()));
+    let without = key(serde_json::json!({}));
+    assert_eq!(restart_plan(&without, &status), RestartPlan::Nothing);
 }

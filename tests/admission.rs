@@ -152,6 +152,11 @@ async fn malformed_manifests_are_rejected_with_messages_naming_the_field() {
         ),
         (
             "ApiKey",
+            key(json!({"rotation": {"restartTargets": [{"kind": "Pod", "name": "web"}]}})),
+            &["spec.rotation.restartTargets[0].kind", "Unsupported value"],
+        ),
+        (
+            "ApiKey",
             key(json!({"secret": {"name": "Bad_Name"}})),
             &["spec.secret.name", "Secret name"],
         ),

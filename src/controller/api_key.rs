@@ -20,7 +20,7 @@ use super::{
     sync::{self, Synced},
 };
 use crate::{
-    crd::{ApiKey, ApiKeyStatus, DeletionPolicy, ModelHub, conditions},
+    crd::{ApiKey, ApiKeyStatus, DeletionPolicy, Enforcement, ModelHub, OnLimitExceeded, conditions},
     metrics::KeyFigures,
     plan,
 };
@@ -74,7 +74,9 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
         Ok(synced) => {
             ctx.succeeded(&uid);
             report_synced(&key, synced, &mut status, &now);
-            next_wake(usage_interval(ctx, Some(&synced.hub)), &status)
+            let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+            super::restart::restart_targets(&key, ctx, &ns, &mut status).await?;
+            next_wake(usage_interval(ctx, Some(&synced.hub)), &status, ctx.clock.now())
         }
         Err(problem) => {
             ctx.metrics.reconcile_error(CONTROLLER, problem.reason());
@@ -164,27 +166,23 @@ fn report_synced(
     now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 ) {
     let generation = key.metadata.generation;
-    let mut caps = synced.provider.capabilities();
-    if key.spec.import.is_some() {
-        // keysmith configures nothing on an imported key, so its limits are only published.
-        caps.budget = crate::crd::Enforcement::Advisory;
-        caps.rate_limits = crate::crd::Enforcement::Advisory;
-        caps.model_limits = crate::crd::Enforcement::Advisory;
-    }
-    status.effective_limits = Some(plan::effective_limits(key, &synced.hub, &caps));
-    let exceeded = plan::budget_exceeded(key, &synced.hub, &synced.usage);
+    let caps = &synced.caps;
+    status.effective_limits = Some(plan::effective_limits(key, &synced.hub, caps));
+    let breaches = plan::breaches(key, &synced.hub, &synced.usage, caps);
     status.usage = Some(synced.usage.clone());
-    match &exceeded {
-        Some(message) => conditions::set(
-            &mut status.conditions,
-            conditions::LIMIT_EXCEEDED,
-            true,
-            "BudgetExceeded",
-            message.clone(),
-            generation,
-            now,
-        ),
-        None => conditions::set(
+    let resets = synced
+        .usage
+        .window_resets_at
+        .as_deref()
+        .map(|t| format!("; the window resets at {t}"))
+        .unwrap_or_default();
+    let summary = breaches
+        .iter()
+        .map(|b| format!("{}: {} ({:?})", b.limit, b.message, b.enforcement))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if breaches.is_empty() {
+        conditions::set(
             &mut status.conditions,
             conditions::LIMIT_EXCEEDED,
             false,
@@ -192,8 +190,28 @@ fn report_synced(
             "usage is within every enforced limit",
             generation,
             now,
-        ),
+        );
+    } else {
+        let reason = if breaches.iter().any(|b| b.limit == "budget") {
+            "BudgetExceeded"
+        } else {
+            "RateLimitExceeded"
+        };
+        conditions::set(
+            &mut status.conditions,
+            conditions::LIMIT_EXCEEDED,
+            true,
+            reason,
+            format!("{summary}{resets}"),
+            generation,
+            now,
+        );
     }
+    // Rejected at the limit by whoever enforces it: the key does not work until the window resets.
+    let rejected = key.spec.on_limit_exceeded.unwrap_or_default() == OnLimitExceeded::Reject
+        && breaches
+            .iter()
+            .any(|b| matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator));
     let expired_at = status
         .expires_at
         .as_deref()
@@ -223,16 +241,18 @@ fn report_synced(
     let disabled = key.spec.disabled.unwrap_or(false);
     // A disabled or expired key does not work, so it is not Ready.
     let (ready, reason, message) = if expired_at.is_some() {
-        (
-            false,
-            "Expired",
-            "the key has expired at the provider; its Secret is kept",
-        )
+        (false, "Expired", "the key has expired; its Secret is kept")
     } else if disabled {
         (
             false,
             "KeyDisabled",
             "the key is disabled at the provider as the spec asks; its Secret is kept",
+        )
+    } else if rejected {
+        (
+            false,
+            "LimitExceeded",
+            "the key is refused until its limit's window resets (onLimitExceeded: Reject); see the LimitExceeded condition",
         )
     } else {
         (true, "KeyReady", "the Secret holds a key the provider accepts")
@@ -289,8 +309,7 @@ async fn announce_transitions(key: &ApiKey, ctx: &Context, before: &ApiKeyStatus
 }
 
 /// The usage interval, or sooner when the previous key's overlap ends or a rotation falls due.
-fn next_wake(usage: Duration, status: &ApiKeyStatus) -> Duration {
-    let now = jiff::Timestamp::now();
+fn next_wake(usage: Duration, status: &ApiKeyStatus, now: jiff::Timestamp) -> Duration {
     let rotation = status.rotation.clone().unwrap_or_default();
     [
         rotation.previous_key_revoke_at,
@@ -320,8 +339,12 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
     ctx.forget(&key.uid().unwrap_or_default());
     let policy = key.spec.deletion_policy.unwrap_or_default();
     let status = key.status.clone().unwrap_or_default();
-    if policy == DeletionPolicy::Orphan || key.spec.import.is_some() {
-        info!(?policy, "leaving the provider key in place");
+    let imported = key.spec.import.is_some();
+    // An imported key is revoked only when keysmith knows its record at the provider (a `keyId`) and
+    // manages the hub with a credential; otherwise it cannot tell which key to revoke.
+    let anonymous_import = imported && status.key_id.is_none();
+    if policy == DeletionPolicy::Orphan || anonymous_import {
+        info!(?policy, imported, "leaving the provider key in place");
         return Ok(Action::await_change());
     }
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
@@ -344,6 +367,10 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         None => None,
     };
     let Some(provider) = provider else {
+        if imported {
+            info!("no usable management credential for an imported key: leaving the key in place");
+            return Ok(Action::await_change());
+        }
         // Without the hub or its credential nothing can be revoked; holding the finalizer would only
         // block the namespace. Say so loudly instead.
         let ids = status.key_id.clone().unwrap_or_else(|| "none".into());
@@ -373,7 +400,21 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
     ids.sort();
     ids.dedup();
     for id in &ids {
-        provider.delete_key(id).await.map_err(Error::Revoke)?;
+        match provider.delete_key(id).await {
+            Ok(()) => {}
+            Err(crate::provider::Error::Unsupported(what)) if imported => {
+                ctx.event(
+                    &*key,
+                    false,
+                    "RevokeUnsupported",
+                    "Delete",
+                    format!("the provider does not allow {what}: imported key {id} stays; revoke it in the provider's console"),
+                )
+                .await;
+                return Ok(Action::await_change());
+            }
+            Err(err) => return Err(Error::Revoke(err)),
+        }
     }
     if !ids.is_empty() {
         ctx.event(
@@ -405,14 +446,21 @@ mod tests {
             }),
             ..Default::default()
         };
-        let wake = next_wake(Duration::from_secs(300), &status);
+        let wake = next_wake(Duration::from_secs(300), &status, jiff::Timestamp::now());
         assert!(
             wake > Duration::from_secs(9) && wake <= Duration::from_secs(11),
             "{wake:?}"
         );
-        assert_eq!(next_wake(Duration::from_secs(5), &status), Duration::from_secs(5));
         assert_eq!(
-            next_wake(Duration::from_secs(300), &ApiKeyStatus::default()),
+            next_wake(Duration::from_secs(5), &status, jiff::Timestamp::now()),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            next_wake(
+                Duration::from_secs(300),
+                &ApiKeyStatus::default(),
+                jiff::Timestamp::now()
+            ),
             Duration::from_secs(300)
         );
     }

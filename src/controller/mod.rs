@@ -5,6 +5,7 @@ mod api_key;
 mod failpoint;
 mod model_hub;
 mod providers;
+mod restart;
 mod sync;
 
 use std::{
@@ -34,6 +35,7 @@ pub use providers::{DefaultProviderFactory, ProviderFactory};
 pub use sync::Problem;
 
 use crate::{
+    clock::Clock,
     crd::{ApiKey, FIELD_MANAGER, ModelHub},
     metrics::Metrics,
     plan::{MANAGED_BY, MANAGED_BY_LABEL},
@@ -118,6 +120,8 @@ pub struct Context {
     pub settings: Settings,
     /// Metrics served on `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// "Now" for every decision: real time, shifted only by tests that cross windows and expiries.
+    pub clock: Clock,
     /// Consecutive failures per object uid, for back-off.
     failures: Mutex<HashMap<String, u32>>,
     /// Per object uid: the inputs of the last reconcile and when the next one is due.
@@ -132,6 +136,17 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        Self::with_clock(client, factory, settings, metrics, Clock::new())
+    }
+
+    /// The same, deciding with `clock` (tests share it with their simulators).
+    pub fn with_clock(
+        client: Client,
+        factory: Arc<dyn ProviderFactory>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Arc<Self> {
         let reporter = Reporter {
             controller: "keysmith".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -142,6 +157,7 @@ impl Context {
             metrics,
             client,
             settings,
+            clock,
             failures: Mutex::new(HashMap::new()),
             due: Mutex::new(HashMap::new()),
         })
@@ -149,7 +165,7 @@ impl Context {
 
     /// Current time as a Kubernetes timestamp.
     pub fn now(&self) -> Time {
-        Time(jiff::Timestamp::now())
+        Time(self.clock.now())
     }
 
     /// Records a failure for `uid` and returns how long to wait: doubling from the base, capped at

@@ -22,9 +22,9 @@ use tracing::{info, warn};
 
 use super::{Context, Error, failpoint, patch_status, providers::HubClientError};
 use crate::{
-    crd::{ApiKey, ApiKeyStatus, FIELD_MANAGER, ModelHub, PendingCreate, Usage},
+    crd::{ApiKey, ApiKeyStatus, Capabilities, Enforcement, FIELD_MANAGER, ModelHub, PendingCreate, Usage},
     plan::{self, KeyChange},
-    provider::{self, DynProvider, KeyRecord, SecretValue},
+    provider::{self, DynProvider, KeyRecord, KeySettings, SecretValue},
 };
 
 /// Why a key is not in the state its spec asks for, in terms the user can act on.
@@ -89,8 +89,9 @@ impl Problem {
 pub struct Synced {
     /// The hub, for effective limits.
     pub hub: ModelHub,
-    /// The provider client, for capabilities.
-    pub provider: DynProvider,
+    /// How each limit and action is carried out for this key (an import the provider cannot manage
+    /// has its limits only published).
+    pub caps: Capabilities,
     /// Usage to report.
     pub usage: Usage,
 }
@@ -143,8 +144,29 @@ pub async fn sync(key: &ApiKey, ctx: &Arc<Context>, status: &mut ApiKeyStatus) -
         published: plan::published_limits(key, &hub),
     };
 
+    let mut caps = provider.capabilities();
     let usage = if importing {
-        import(key, &secrets, existing.as_ref(), &provider, &delivery, status).await?
+        let (usage, linked) = import(
+            key,
+            ctx,
+            &hub,
+            &secrets,
+            existing.as_ref(),
+            &provider,
+            &delivery,
+            status,
+        )
+        .await?;
+        if !linked {
+            // keysmith holds no record of this key at the provider: it can only publish limits.
+            caps.budget = Enforcement::Advisory;
+            caps.rate_limits = Enforcement::Advisory;
+            caps.model_limits = Enforcement::Advisory;
+            caps.disable = Enforcement::Unsupported;
+            caps.rename = Enforcement::Unsupported;
+            caps.rotation = Enforcement::Unsupported;
+        }
+        usage
     } else {
         mint(
             key,
@@ -160,20 +182,69 @@ pub async fn sync(key: &ApiKey, ctx: &Arc<Context>, status: &mut ApiKeyStatus) -
     };
     let reset = plan::budget_reset_in_force(key, &hub);
     Ok(Synced {
-        usage: plan::usage_status(&usage, reset, jiff::Timestamp::now()),
+        usage: plan::usage_status(&usage, reset, ctx.clock.now()),
         hub,
-        provider,
+        caps,
     })
 }
 
+/// Forces `desired.disabled` on while keysmith itself must stop the key (a limit only it enforces,
+/// or an expiry the provider does not hold). Returns whether it does.
+fn enforce(
+    key: &ApiKey,
+    hub: &ModelHub,
+    caps: &Capabilities,
+    usage: &provider::KeyUsage,
+    now: jiff::Timestamp,
+    desired: &mut KeySettings,
+) -> bool {
+    let usage = plan::usage_status(usage, plan::budget_reset_in_force(key, hub), now);
+    let breaches = plan::breaches(key, hub, &usage, caps);
+    let blocked = plan::operator_blocks(key, &breaches, caps, now);
+    desired.disabled |= blocked;
+    blocked
+}
+
+/// The Event for an in-place update, naming why the key is switched off or on when keysmith does it.
+fn update_note(record: &KeyRecord, desired: &KeySettings, blocked: bool) -> (&'static str, String) {
+    match (record.settings.disabled, desired.disabled, blocked) {
+        (false, true, true) => (
+            "KeyBlocked",
+            "a limit only keysmith enforces was reached (or the key expired): key disabled at the provider"
+                .into(),
+        ),
+        (true, false, _) => ("KeyRestored", "key enabled again at the provider".into()),
+        _ => ("KeyUpdated", "provider key updated to match the spec".into()),
+    }
+}
+
+/// The expiry to report: the provider's own, or the spec's where only keysmith enforces it.
+fn reported_expiry(key: &ApiKey, caps: &Capabilities, record: &KeyRecord) -> Option<String> {
+    match caps.expiry {
+        Enforcement::Operator => key
+            .spec
+            .expires_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.to_string()),
+        _ => record.settings.expires_at.map(|t| t.to_string()),
+    }
+}
+
+/// Brings an existing key under management. Where the provider keeps a record of it (`find_imported`),
+/// keysmith also renames, disables, re-enables and regenerates it; otherwise it only validates the key
+/// and publishes its limits.
+#[allow(clippy::too_many_arguments)]
 async fn import(
     key: &ApiKey,
+    ctx: &Arc<Context>,
+    hub: &ModelHub,
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
     provider: &DynProvider,
     delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
-) -> SyncResult<provider::KeyUsage> {
+) -> SyncResult<(provider::KeyUsage, bool)> {
     let Some(import) = &key.spec.import else {
         return Ok(Default::default());
     };
@@ -191,16 +262,122 @@ async fn import(
         .and_then(|mut d| d.remove(&reference.key))
         .ok_or_else(missing)?;
     let value = String::from_utf8(bytes.0).map_err(|_| missing())?;
-    let value = SecretValue::new(value.trim());
-    if value.expose().is_empty() {
+    let source_value = SecretValue::new(value.trim());
+    if source_value.expose().is_empty() {
         return Err(missing());
     }
-    let info = provider.inspect_imported(&value).await?;
-    apply_secret(key, secrets, existing, &value, import.key_id.as_deref(), delivery).await?;
-    status.key_id = import.key_id.clone();
-    status.key_label = info.label;
+    // After a regeneration the import Secret still holds the value it replaced; the Secret keysmith
+    // wrote holds the live one. A new value in the import Secret (the user's) wins again.
+    let replaced = status
+        .rotation
+        .as_ref()
+        .and_then(|r| r.replaced_import_fingerprint.clone());
+    let held = existing.and_then(|s| plan::secret_value(s, key));
+    let interrupted = status.pending_create.is_some();
+    let value = match held {
+        Some(held) if replaced.as_deref() == Some(source_value.fingerprint().as_str()) => held,
+        _ => source_value.clone(),
+    };
+    let caps = provider.capabilities();
+    let now = ctx.clock.now();
+    // A regeneration cut short left a value nobody holds: the key's record is found with the value
+    // the import Secret holds, so regenerate again from there instead of validating a dead value.
+    let found = provider.find_imported(&value, import.key_id.as_deref()).await?;
+    let Some(mut record) = found else {
+        let info = provider.inspect_imported(&value).await?;
+        apply_secret(key, secrets, existing, &value, import.key_id.as_deref(), delivery).await?;
+        status.key_id = import.key_id.clone();
+        status.key_label = info.label;
+        status.fingerprint = Some(value.fingerprint());
+        return Ok((info.usage, false));
+    };
+
+    let mut value = value;
+    let rotation = plan::rotation_due(key, status, now).or(interrupted.then_some("interrupted"));
+    if let (Some(why), Enforcement::Provider) = (rotation, caps.rotation) {
+        ctx.event(
+            key,
+            false,
+            "KeyRotating",
+            "Rotate",
+            format!("rotation {why}: regenerating the key's value in place"),
+        )
+        .await;
+        // Recorded before the call: should the new value be lost to a crash, the next reconcile
+        // regenerates again rather than trusting a value the provider no longer accepts.
+        status.pending_create = Some(PendingCreate {
+            tag: record.id.clone(),
+            reason: "Regenerate".into(),
+        });
+        let rotation = status.rotation.get_or_insert_with(Default::default);
+        if rotation.replaced_import_fingerprint.is_none() {
+            rotation.replaced_import_fingerprint = Some(source_value.fingerprint());
+        }
+        let api = Api::<ApiKey>::namespaced(
+            ctx.client.clone(),
+            &key.namespace().ok_or(Error::MissingNamespace)?,
+        );
+        patch_status(&api, &key.name_any(), status).await?;
+        failpoint("before-provider-create");
+        let created = provider.regenerate_key(&record.id).await?;
+        failpoint("after-provider-create");
+        apply_secret(
+            key,
+            secrets,
+            existing,
+            &created.value,
+            Some(&created.record.id),
+            delivery,
+        )
+        .await?;
+        failpoint("after-secret-write");
+        status.pending_create = None;
+        let rotation = status.rotation.get_or_insert_with(Default::default);
+        rotation.last_rotated_at = Some(now.to_string());
+        rotation.next_rotation_at = plan::next_rotation(key, now).map(|t| t.to_string());
+        rotation.last_requested_token = key.annotations().get(plan::ROTATE_ANNOTATION).cloned();
+        status.fingerprint = Some(created.value.fingerprint());
+        patch_status(&api, &key.name_any(), status).await?;
+        ctx.event(
+            key,
+            false,
+            "KeyRotated",
+            "Rotate",
+            format!(
+                "key {} regenerated: the Secret holds the new value; the old value no longer works",
+                created.record.id
+            ),
+        )
+        .await;
+        value = created.value;
+        record = created.record;
+    } else {
+        // Validated with the key itself too: a record alone does not prove the value works.
+        provider.inspect_imported(&value).await?;
+    }
+
+    let mut desired = record.settings.clone();
+    if let Some(name) = &key.spec.display_name {
+        desired.name = name.clone();
+    }
+    desired.disabled = key.spec.disabled.unwrap_or(false);
+    let blocked = enforce(key, hub, &caps, &record.usage, now, &mut desired);
+    if plan::key_change(&record, &desired, &caps, true) == KeyChange::Update {
+        let (reason, note) = update_note(&record, &desired, blocked);
+        info!(key_id = %record.id, reason, "updating imported key in place");
+        ctx.event(key, false, reason, "Update", note).await;
+        let usage = record.usage.clone();
+        record = provider.update_key(&record.id, &desired).await?;
+        if record.usage == provider::KeyUsage::default() {
+            record.usage = usage;
+        }
+    }
+    apply_secret(key, secrets, existing, &value, Some(&record.id), delivery).await?;
+    status.key_id = Some(record.id.clone());
+    status.key_label = record.label.clone();
     status.fingerprint = Some(value.fingerprint());
-    Ok(info.usage)
+    status.expires_at = reported_expiry(key, &caps, &record);
+    Ok((record.usage, true))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -215,12 +392,16 @@ async fn mint(
     status: &mut ApiKeyStatus,
 ) -> SyncResult<provider::KeyUsage> {
     let uid = key.uid().ok_or(Error::MissingUid)?;
-    let held_value = existing.and_then(|s| plan::secret_value(s, key));
-    let held_id = existing.and_then(plan::secret_key_id).map(str::to_owned);
+    let mut held_value = existing.and_then(|s| plan::secret_value(s, key));
+    let mut held_id = existing.and_then(plan::secret_key_id).map(str::to_owned);
 
     if status.pending_create.is_some() {
         let secret_key_id = held_value.is_some().then_some(held_id.as_deref()).flatten();
-        recover(key, provider, &uid, secret_key_id, status).await?;
+        if let Some((id, value)) = recover(key, ctx, provider, &uid, secret_key_id, status).await? {
+            // Read back from the provider: written to the Secret below, like any held key.
+            held_id = Some(id);
+            held_value = Some(value);
+        }
     }
     revoke_previous(key, ctx, provider, status, Revoke::IfDue).await?;
 
@@ -236,14 +417,12 @@ async fn mint(
             let tag = plan::name_tag(&record.name)
                 .map(str::to_owned)
                 .unwrap_or_else(|| new_tag(&uid));
-            let desired = plan::desired_settings(key, hub, &tag);
-            let rotation = plan::rotation_due(key, status, jiff::Timestamp::now());
-            match plan::key_change(
-                &record,
-                &desired,
-                &provider.capabilities(),
-                provider.expiry_in_place(),
-            ) {
+            let caps = provider.capabilities();
+            let now = ctx.clock.now();
+            let mut desired = plan::desired_settings(key, hub, &tag);
+            let blocked = enforce(key, hub, &caps, &record.usage, now, &mut desired);
+            let rotation = plan::rotation_due(key, status, now);
+            match plan::key_change(&record, &desired, &caps, provider.expiry_in_place()) {
                 _ if rotation.is_some() => {
                     let why = rotation.unwrap_or_default();
                     ctx.event(
@@ -262,15 +441,9 @@ async fn mint(
                 }
                 KeyChange::None => (record, value, false),
                 KeyChange::Update => {
-                    info!(key_id = %record.id, "updating provider key in place");
-                    ctx.event(
-                        key,
-                        false,
-                        "KeyUpdated",
-                        "Update",
-                        "provider key updated to match the spec".into(),
-                    )
-                    .await;
+                    let (reason, note) = update_note(&record, &desired, blocked);
+                    info!(key_id = %record.id, reason, "updating provider key in place");
+                    ctx.event(key, false, reason, "Update", note).await;
                     (provider.update_key(&record.id, &desired).await?, value, false)
                 }
                 KeyChange::Reissue => {
@@ -316,7 +489,7 @@ async fn mint(
     status.key_id = Some(record.id.clone());
     status.key_label = record.label.clone();
     status.fingerprint = Some(value.fingerprint());
-    status.expires_at = record.settings.expires_at.map(|t| t.to_string());
+    status.expires_at = reported_expiry(key, &provider.capabilities(), &record);
     Ok(record.usage)
 }
 
@@ -350,7 +523,10 @@ async fn issue(
     patch_status(&api, &key.name_any(), status).await?;
     failpoint("before-provider-create");
 
-    let desired = plan::desired_settings(key, hub, &tag);
+    let caps = provider.capabilities();
+    let mut desired = plan::desired_settings(key, hub, &tag);
+    // A new key has no usage yet, but it may be born past an expiry only keysmith enforces.
+    desired.disabled |= plan::operator_expired(key, &caps, ctx.clock.now());
     let created = provider.create_key(&desired).await?;
     failpoint("after-provider-create");
 
@@ -372,17 +548,17 @@ async fn issue(
     status.pending_create = None;
     status.key_label = created.record.label.clone();
     status.fingerprint = Some(created.value.fingerprint());
-    status.expires_at = created.record.settings.expires_at.map(|t| t.to_string());
+    status.expires_at = reported_expiry(key, &caps, &created.record);
     let rotating = reason == "Rotate";
     if let Some(old) = previous.clone() {
         // Recorded in the same write as the new key, so status never loses track of the old one: a
         // crash or a failed revocation below is retried by `revoke_previous`.
         if rotating {
-            retire_after_overlap(key, status, old, jiff::Timestamp::now());
+            retire_after_overlap(key, status, old, ctx.clock.now());
         } else {
             let rotation = status.rotation.get_or_insert_with(Default::default);
             rotation.previous_key_id = Some(old);
-            rotation.previous_key_revoke_at = Some(jiff::Timestamp::now().to_string());
+            rotation.previous_key_revoke_at = Some(ctx.clock.now().to_string());
         }
     }
     patch_status(&api, &key.name_any(), status).await?;
@@ -408,15 +584,17 @@ async fn issue(
     Ok((created.record, created.value))
 }
 
-/// Finishes an interrupted create: adopts the key the Secret holds, revokes every other key this
-/// ApiKey made except the one status already records, then clears the marker.
+/// Finishes an interrupted create: adopts the key the Secret holds (or, where the provider can show a
+/// value again, the key whose value it reveals), revokes every other key this ApiKey made except the
+/// one status already records, then clears the marker. Returns a revealed key and its value.
 async fn recover(
     key: &ApiKey,
+    ctx: &Arc<Context>,
     provider: &DynProvider,
     uid: &str,
     secret_key_id: Option<&str>,
     status: &mut ApiKeyStatus,
-) -> SyncResult<()> {
+) -> SyncResult<Option<(String, SecretValue)>> {
     let previous = status.rotation.as_ref().and_then(|r| r.previous_key_id.clone());
     let mine: Vec<KeyRecord> = provider
         .list_keys()
@@ -424,13 +602,25 @@ async fn recover(
         .into_iter()
         .filter(|k| plan::tagged_uid(&k.name) == Some(uid))
         .collect();
-    let adopted = secret_key_id
+    let recorded = |id: &String| Some(id) == status.key_id.as_ref() || Some(id) == previous.as_ref();
+    let mut adopted = secret_key_id
         .filter(|id| mine.iter().any(|k| k.id == *id))
         .map(str::to_owned);
+    let mut revealed = None;
+    if adopted.is_none() {
+        // Nobody holds the new key's value, but this provider can show it again: adopting it spares
+        // a revoke and a second create.
+        for k in mine.iter().filter(|k| !recorded(&k.id)) {
+            if let Some(value) = provider.reveal_key(&k.id).await? {
+                info!(key_id = %k.id, "adopting a key left behind by an interrupted create");
+                adopted = Some(k.id.clone());
+                revealed = Some((k.id.clone(), value));
+                break;
+            }
+        }
+    }
     for k in &mine {
-        let keep = Some(&k.id) == adopted.as_ref()
-            || Some(&k.id) == status.key_id.as_ref()
-            || Some(&k.id) == previous.as_ref();
+        let keep = Some(&k.id) == adopted.as_ref() || recorded(&k.id);
         if !keep {
             warn!(key_id = %k.id, "revoking a key left behind by an interrupted create");
             provider.delete_key(&k.id).await?;
@@ -445,14 +635,14 @@ async fn recover(
         if let Some(old) = status.key_id.replace(id.clone()).filter(|old| *old != id) {
             if rotating {
                 // The interrupted rotation finishes as planned: the old key lives out its overlap.
-                retire_after_overlap(key, status, old, jiff::Timestamp::now());
+                retire_after_overlap(key, status, old, ctx.clock.now());
             } else {
                 provider.delete_key(&old).await?;
             }
         }
     }
     status.pending_create = None;
-    Ok(())
+    Ok(revealed)
 }
 
 /// Records a rotation: the previous key stays valid until the overlap ends.
@@ -492,7 +682,7 @@ async fn revoke_previous(
             .previous_key_revoke_at
             .as_deref()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .is_some_and(|t| t <= jiff::Timestamp::now());
+            .is_some_and(|t| t <= ctx.clock.now());
     if let (true, Some(old)) = (due, rotation.previous_key_id.clone()) {
         provider.delete_key(&old).await?;
         rotation.previous_key_id = None;

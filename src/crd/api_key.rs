@@ -130,16 +130,46 @@ pub enum OnLimitExceeded {
 /// Scheduled re-issue of the key.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.overlap) || duration(self.overlap) < duration(self.every)").message("spec.rotation.overlap must be shorter than spec.rotation.every"))]
+#[x_kube(validation = Rule::new("!has(self.overlap) || !has(self.every) || duration(self.overlap) < duration(self.every)").message("spec.rotation.overlap must be shorter than spec.rotation.every"))]
 pub struct Rotation {
-    /// Time between rotations, as a duration such as `720h`. At least `1h`.
+    /// Time between rotations, as a duration such as `720h`. At least `1h`. Left out, the key rotates
+    /// only when asked (annotation `keysmith.dev/rotate`).
     #[x_kube(validation = Rule::new("duration(self) >= duration('1h')").message("must be a duration of at least 1h, e.g. 720h"))]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
-    pub every: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
     /// How long the previous key stays valid after a rotation (default `1h`), shorter than `every`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub overlap: Option<String>,
+    /// Workloads in this namespace whose pods must pick up the new key: each gets one pod-template
+    /// annotation change per rotation (a rolling restart), never more. The operator needs `patch` on
+    /// them (Helm value `restartTargets.enabled`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub restart_targets: Vec<RestartTarget>,
+}
+
+/// A workload restarted after each rotation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartTarget {
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: WorkloadKind,
+    /// Name of the workload (same namespace as the ApiKey).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Kinds of workload that can be restarted after a rotation.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum WorkloadKind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
 }
 
 // What to do at the provider when the ApiKey is deleted.

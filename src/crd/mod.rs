@@ -10,7 +10,8 @@ mod model_hub;
 mod status;
 
 pub use api_key::{
-    ApiKey, ApiKeySpec, ApiKeyStatus, DeletionPolicy, HubRef, ImportSpec, OnLimitExceeded, Rotation,
+    ApiKey, ApiKeySpec, ApiKeyStatus, DeletionPolicy, HubRef, ImportSpec, OnLimitExceeded, RestartTarget,
+    Rotation, WorkloadKind,
 };
 pub use common::{SecretDataKeys, SecretKeyRef, SecretSpec};
 pub use limits::{Budget, BudgetReset, Limits, ModelLimit, RateLimit, RequestLimits};

@@ -261,4 +261,11 @@ pub struct RotationStatus {
     /// The last value of the `keysmith.dev/rotate` annotation that was honoured (one rotation per value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_requested_token: Option<String>,
+    /// For an imported key regenerated in place: fingerprint of the value the import Secret still holds
+    /// and that no longer works. While it stays there, the Secret keysmith wrote is the key's source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_import_fingerprint: Option<String>,
+    /// Fingerprint of the key that `spec.rotation.restartTargets` were last restarted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_for: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! One trait for every provider's management API. Each provider lives in its own module and maps
 //! its wire format onto these types; the controllers never see a provider's JSON.
 
+pub mod defaults;
 mod error;
 pub mod google;
 pub mod http;

@@ -46,11 +46,7 @@ impl Env {
         let scene = Scene::new(prefix).await;
         let sim = OpenRouterSim::new([MANAGEMENT_KEY.to_owned()], Clock::new());
         let running = sim.spawn().await.unwrap();
-        let env = Self {
-            scene,
-            sim,
-            running,
-        };
+        let env = Self { scene, sim, running };
         env.apply_secret("openrouter-management", json!({"key": MANAGEMENT_KEY}))
             .await;
         env
@@ -60,6 +56,14 @@ impl Env {
     pub async fn with_operator(prefix: &str) -> Self {
         let mut env = Self::new(prefix).await;
         env.start_operator();
+        env
+    }
+
+    /// The same, with the operator sharing the simulator's clock.
+    pub async fn with_operator_on_sim_clock(prefix: &str) -> Self {
+        let mut env = Self::new(prefix).await;
+        let clock = env.sim.clock();
+        env.scene.start_operator_with_clock(clock);
         env
     }
 
@@ -98,18 +102,24 @@ impl Scene {
         }
     }
 
-    /// Starts the controllers in this process, watching only this namespace.
+    /// Starts the controllers in this process, watching only this namespace, on real time.
     pub fn start_operator(&mut self) {
+        self.start_operator_with_clock(Clock::new());
+    }
+
+    /// The same, deciding with `clock` (share it with the simulator to cross windows and expiries).
+    pub fn start_operator_with_clock(&mut self, clock: Clock) {
         let settings = Settings {
             default_usage_interval: Duration::from_secs(2),
             error_backoff_base: Duration::from_millis(500),
         };
         let metrics = Arc::new(keysmith::metrics::Metrics::default());
-        let ctx = Context::new(
+        let ctx = Context::with_clock(
             self.ns.client.clone(),
             Arc::new(DefaultProviderFactory),
             settings,
             metrics,
+            clock,
         );
         let scope = Scope::Namespaces(vec![self.ns.name.clone()]);
         let run = controller::run(ctx, scope, 4, std::future::pending(), || ());
@@ -181,20 +191,14 @@ impl Scene {
     /// environment (a failpoint, say) and output handling before spawning it.
     pub fn operator_command(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"));
-        cmd.args([
-            "run",
-            "--namespace",
-            &self.ns.name,
-            "--health-addr",
-            "127.0.0.1:0",
-            "--usage-interval",
-            "2s",
-        ])
-        .env("KUBECONFIG", super::kubeconfig())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
+        cmd.args(["run", "--namespace", &self.ns.name, "--usage-interval", "2s"])
+            .env("KUBECONFIG", super::kubeconfig())
+            // An environment variable, not a flag, so that callers can choose a port.
+            .env("KEYSMITH_HEALTH_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
         cmd
     }
 

@@ -95,4 +95,11 @@ Combinations of values the schema cannot express. Included by the Deployment, so
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.restartTargets.enabled }}
+# Opt-in: spec.rotation.restartTargets rolls workloads after a rotation by patching one pod-template
+# annotation. patch on a workload could change its whole pod template, so it is off unless asked for.
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
+  verbs: ["patch"]
+{{- end }}
 {{- end -}}
