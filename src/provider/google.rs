@@ -583,8 +583,9 @@ impl ProviderClient for GoogleClient {
         )))
     }
 
-    /// Renames, disables or enables the key, and puts back the model-API restriction if someone
-    /// changed it. Annotations and restrictions keysmith does not manage are kept.
+    /// Renames, disables or enables the key, and on a key keysmith minted puts back the model-API
+    /// restriction if someone changed it. Annotations and restrictions keysmith does not manage (all
+    /// of an imported key's) are kept.
     async fn update_key(&self, id: &str, settings: &KeySettings) -> Result<KeyRecord> {
         let key = self
             .wire_key(id)

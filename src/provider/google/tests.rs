@@ -639,6 +639,23 @@ async fn server_errors_beyond_the_retry_budget_surface_as_a_server_error() {
 }
 
 #[tokio::test]
+async fn errors_never_carry_the_key_values_or_tokens_a_careless_upstream_echoes() {
+    let fixture = Fixture::with_config(HttpConfig {
+        max_retries: 1,
+        ..fast_config()
+    })
+    .await;
+    fixture.sim.inject(Fault::echo_secrets(10).on_path("/keys"));
+    let err = fixture.client.create_key(&named("echoed")).await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    let made = &fixture.sim.keys()[0];
+    let value = fixture.sim.key_value(&made.name).unwrap();
+    assert!(!text.contains(&value), "{text}");
+    assert!(!text.contains("ya29.sim-"), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+}
+
+#[tokio::test]
 async fn an_imported_key_is_checked_against_the_gemini_api() {
     let fixture = Fixture::new().await;
     let value = "AIzaSyImportedFromTheConsole0000000000";
@@ -676,6 +693,19 @@ async fn an_imported_key_is_found_by_its_value() {
     assert_eq!(record.id, name);
     assert_eq!(record.name, "made by hand");
     let key_id = name.rsplit('/').next().unwrap();
+    // Renamed through its record; its (absent) restrictions are the owner's business.
+    fixture
+        .client
+        .update_key(
+            &record.id,
+            &KeySettings {
+                name: "made by hand".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(fixture.sim.key(&name).unwrap().restrictions, None);
     let by_id = fixture.client.find_imported(&value, Some(key_id)).await.unwrap();
     assert_eq!(by_id, Some(record.clone()));
     let by_name = fixture.client.find_imported(&value, Some(&name)).await.unwrap();

@@ -19,6 +19,10 @@ pub(super) const NAME_ANNOTATION: &str = "keysmith.dev/name";
 /// Annotation marking a key that keysmith soft-deleted to disable it, as opposed to one it revoked.
 pub(super) const DISABLED_ANNOTATION: &str = "keysmith.dev/disabled";
 
+/// Annotation marking a key keysmith minted. Only those get their `apiTargets` managed: an imported
+/// key keeps whatever restrictions its owner gave it.
+pub(super) const MINTED_ANNOTATION: &str = "keysmith.dev/minted";
+
 /// The API's limit on `displayName`, in characters.
 pub(super) const DISPLAY_NAME_MAX: usize = 63;
 
@@ -68,15 +72,17 @@ pub(super) struct ApiTarget {
 }
 
 impl WireKey {
-    /// A key to create: keysmith's name, its markers and the model-API restriction.
+    /// A key to create: keysmith's name, its markers and the restriction to `services`.
     pub fn new(settings: &KeySettings, services: &[&str]) -> Self {
         let mut key = Self::default();
+        key.annotations
+            .insert(MINTED_ANNOTATION.to_owned(), "true".to_owned());
         key.apply(settings, services);
         key
     }
 
-    /// Sets what keysmith manages (display name, its annotations, `apiTargets`) to match
-    /// `settings`, leaving everything else as it is.
+    /// Sets what keysmith manages to match `settings`: the display name and keysmith's annotations,
+    /// plus `apiTargets` (to `services`) on a key it minted. Everything else stays as it is.
     pub fn apply(&mut self, settings: &KeySettings, services: &[&str]) {
         self.display_name = display_name_for(&settings.name);
         self.annotations
@@ -87,8 +93,10 @@ impl WireKey {
         } else {
             self.annotations.remove(DISABLED_ANNOTATION);
         }
-        let restrictions = self.restrictions.get_or_insert_with(Default::default);
-        restrictions.api_targets = api_targets(services);
+        if self.annotations.contains_key(MINTED_ANNOTATION) {
+            let restrictions = self.restrictions.get_or_insert_with(Default::default);
+            restrictions.api_targets = api_targets(services);
+        }
     }
 
     /// Whether the fields keysmith manages differ between `self` and `other`.
@@ -375,7 +383,7 @@ mod tests {
     fn applying_settings_keeps_foreign_annotations_and_restrictions() {
         let mut key: WireKey = serde_json::from_value(json!({
             "displayName": "old",
-            "annotations": {"owner": "ml", DISABLED_ANNOTATION: "true"},
+            "annotations": {"owner": "ml", DISABLED_ANNOTATION: "true", MINTED_ANNOTATION: "true"},
             "restrictions": {"apiTargets": [{"service": "translate.googleapis.com"}],
                              "browserKeyRestrictions": {"allowedReferrers": ["*.example.com"]}},
         }))
@@ -411,6 +419,27 @@ mod tests {
             &["aiplatform.googleapis.com", "generativelanguage.googleapis.com"],
         );
         assert!(!key.differs_from(&again), "target order must not matter");
+    }
+
+    #[test]
+    fn an_imported_key_keeps_its_own_restrictions() {
+        let mut key: WireKey = serde_json::from_value(json!({
+            "displayName": "console key",
+            "restrictions": {"apiTargets": [{"service": "translate.googleapis.com"}]},
+        }))
+        .unwrap();
+        key.apply(
+            &KeySettings {
+                name: "renamed".into(),
+                ..Default::default()
+            },
+            &SERVICES,
+        );
+        assert_eq!(key.display_name, "renamed");
+        assert_eq!(
+            key.restrictions.unwrap().api_targets,
+            api_targets(&["translate.googleapis.com"])
+        );
     }
 
     #[test]
