@@ -65,6 +65,10 @@ pub enum SimulatedProvider {
     /// Anthropic's Admin API (API keys, workspaces, usage and cost reports) and `/v1/models`; the
     /// management key is the admin key.
     Anthropic,
+    /// Google's API Keys API (`/v2`), its OAuth2 token endpoint (`/token`) and the Gemini API's
+    /// `/v1beta/models`. The management key is accepted as a bearer token; the test service
+    /// account's key file is served at `/_sim/service-account`.
+    Google,
 }
 
 /// Flags of `keysmith run`.

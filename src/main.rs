@@ -10,6 +10,7 @@ use keysmith::{
         anthropic::AnthropicSim,
         clock::Clock,
         digitalocean::DigitalOceanSim,
+        google::GoogleSim,
         openai::OpenAiSim,
         openrouter::OpenRouterSim,
         validate_only::{Flavor, ValidateOnlySim},
@@ -71,6 +72,11 @@ async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> 
         SimulatedProvider::Openai => OpenAiSim::new([args.management_key], Clock::new()).router(),
         SimulatedProvider::Aixplain => AixplainSim::new([args.management_key], Clock::new()).router(),
         SimulatedProvider::Anthropic => AnthropicSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Google => {
+            let sim = GoogleSim::new(Clock::new());
+            sim.add_static_token(&args.management_key);
+            sim.router()
+        }
     };
     tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
     simulator::serve(listener, router, shutdown).await?;

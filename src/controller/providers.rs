@@ -17,6 +17,7 @@ use crate::{
         aixplain::{self, AixplainClient},
         anthropic::{self, AnthropicClient},
         digitalocean::{self, DigitalOceanClient},
+        google::{self, GoogleClient, GoogleSettings},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
         openai::{self, OpenAiClient},
@@ -115,9 +116,16 @@ impl ProviderFactory for DefaultProviderFactory {
                     transport,
                 )?))
             }
-            _ => Err(provider::Error::Unsupported(
-                "this provider (not yet implemented in keysmith)",
-            )),
+            Provider::Google => {
+                let settings = hub.spec.google.as_ref();
+                let settings = GoogleSettings {
+                    endpoint: hub.spec.endpoint.clone(),
+                    inference_endpoint: hub.spec.inference_endpoint.clone(),
+                    token_endpoint: settings.and_then(|g| g.token_endpoint.clone()),
+                    project: settings.map(|g| g.project.clone()),
+                };
+                Ok(Arc::new(GoogleClient::new(settings, &credential, transport)?))
+            }
         }
     }
 
@@ -129,6 +137,7 @@ impl ProviderFactory for DefaultProviderFactory {
             Provider::Digitalocean => Some(digitalocean::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Together => Some(validate_only::TOGETHER_DEFAULT_ENDPOINT),
             Provider::Openai => Some(openai::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Google => Some(google::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod digitalocean;
 pub mod endpoint;
 mod error;
+pub mod google;
 pub mod http;
 pub mod instrumented;
 pub mod openai;

@@ -11,6 +11,7 @@ pub mod api_layer;
 pub mod clock;
 pub mod digitalocean;
 pub mod faults;
+pub mod google;
 pub mod openai;
 pub mod openrouter;
 pub mod request_log;
