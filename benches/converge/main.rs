@@ -70,7 +70,8 @@ pub struct Args {
     /// Give up on a phase's convergence after this long.
     #[arg(long, env = "KEYSMITH_BENCH_TIMEOUT", default_value = "30m", value_parser = duration)]
     pub timeout: Duration,
-    /// Passed by `cargo bench`; ignored.
+    /// Passed by `cargo bench`. Without it (`cargo test --all-targets` builds and starts every target)
+    /// the benchmark only says how to run it: it takes minutes and is not a test.
     #[arg(long, hide = true)]
     pub bench: bool,
 }
@@ -376,6 +377,10 @@ async fn floor_phase(cluster: &Cluster, args: &Args, round: usize) -> Result<Pha
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if !args.bench {
+        println!("converge is a benchmark, not a test: run it with `make bench` (or `cargo bench --bench converge`)");
+        return Ok(());
+    }
     // reqwest (without a default TLS provider in this crate) talks plain HTTP to the probes here.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bin = Path::new(env!("CARGO_BIN_EXE_keysmith"));
