@@ -51,11 +51,24 @@ pub struct SimulateArgs {
 pub enum SimulatedProvider {
     /// OpenRouter's management API (`/api/v1`).
     Openrouter,
+    /// DigitalOcean's GenAI model API keys (`/v2/gen-ai/models/api_keys`) and inference `/v1/models`;
+    /// the management key is the API token it accepts.
+    Digitalocean,
+    /// Together AI's inference API (`/v1/models`); the management key is a key it accepts.
+    Together,
+    /// A generic OpenAI-compatible server (`/v1/models`); the management key is a key it accepts.
+    OpenaiCompatible,
+    /// OpenAI's Administration API (`/v1/organization`) and `/v1/models`, with project `proj_default`.
+    Openai,
     /// aiXplain's API-key endpoints (`/sdk/api-keys`); the management key is the team API key.
     Aixplain,
     /// Anthropic's Admin API (API keys, workspaces, usage and cost reports) and `/v1/models`; the
     /// management key is the admin key.
     Anthropic,
+    /// Google's API Keys API (`/v2`), its OAuth2 token endpoint (`/token`) and the Gemini API's
+    /// `/v1beta/models`. The management key is accepted as a bearer token; the test service
+    /// account's key file is served at `/_sim/service-account`.
+    Google,
 }
 
 /// Flags of `keysmith run`.

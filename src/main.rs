@@ -5,7 +5,15 @@ use keysmith::{
     cli::{Cli, Command, SimulateArgs, SimulatedProvider},
     crd, plugin, run,
     simulator::{
-        self, aixplain::AixplainSim, anthropic::AnthropicSim, clock::Clock, openrouter::OpenRouterSim,
+        self,
+        aixplain::AixplainSim,
+        anthropic::AnthropicSim,
+        clock::Clock,
+        digitalocean::DigitalOceanSim,
+        google::GoogleSim,
+        openai::OpenAiSim,
+        openrouter::OpenRouterSim,
+        validate_only::{Flavor, ValidateOnlySim},
     },
     telemetry,
 };
@@ -54,8 +62,21 @@ async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let router = match args.provider {
         SimulatedProvider::Openrouter => OpenRouterSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Digitalocean => DigitalOceanSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Together => {
+            ValidateOnlySim::new(Flavor::Together, [args.management_key], Clock::new()).router()
+        }
+        SimulatedProvider::OpenaiCompatible => {
+            ValidateOnlySim::new(Flavor::OpenAiCompatible, [args.management_key], Clock::new()).router()
+        }
+        SimulatedProvider::Openai => OpenAiSim::new([args.management_key], Clock::new()).router(),
         SimulatedProvider::Aixplain => AixplainSim::new([args.management_key], Clock::new()).router(),
         SimulatedProvider::Anthropic => AnthropicSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Google => {
+            let sim = GoogleSim::new(Clock::new());
+            sim.add_static_token(&args.management_key);
+            sim.router()
+        }
     };
     tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
     simulator::serve(listener, router, shutdown).await?;

@@ -16,7 +16,7 @@ use kube::{
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use support::{TestNamespace, eventually};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -27,18 +27,6 @@ fn free_port() -> u16 {
 }
 
 /// Minimal HTTP/1.0 GET so the probe test needs no HTTP client crate: returns (status, body).
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    Some((status, body))
-}
 
 #[tokio::test]
 async fn operator_connects_reports_the_server_version_and_stops_on_sigterm() {
@@ -72,11 +60,14 @@ async fn operator_connects_reports_the_server_version_and_stops_on_sigterm() {
         .unwrap();
 
     eventually("/readyz to answer ok", Duration::from_secs(30), || async {
-        (http_get(port, "/readyz").await == Some((200, "ok".into()))).then_some(())
+        (support::http_get(port, "/readyz").await == Some((200, "ok".into()))).then_some(())
     })
     .await;
-    assert_eq!(http_get(port, "/healthz").await, Some((200, "ok".into())));
-    let (status, metrics) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(
+        support::http_get(port, "/healthz").await,
+        Some((200, "ok".into()))
+    );
+    let (status, metrics) = support::http_get(port, "/metrics").await.unwrap();
     assert_eq!(status, 200);
     // OpenMetrics text; series appear once there is something to count (see the demo's check).
     assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");

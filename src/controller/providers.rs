@@ -16,9 +16,13 @@ use crate::{
         self, DynProvider, SecretValue,
         aixplain::{self, AixplainClient},
         anthropic::{self, AnthropicClient},
+        digitalocean::{self, DigitalOceanClient},
+        google::{self, GoogleClient, GoogleSettings},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
+        openai::{self, OpenAiClient},
         openrouter::{self, OpenRouterClient},
+        validate_only::{self, Flavor, ValidateOnlyClient},
     },
 };
 
@@ -70,9 +74,58 @@ impl ProviderFactory for DefaultProviderFactory {
                     endpoint, inference, credential, workspace, transport,
                 )?))
             }
-            _ => Err(provider::Error::Unsupported(
-                "this provider (not yet implemented in keysmith)",
-            )),
+            Provider::Digitalocean => {
+                let endpoint = hub
+                    .spec
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or(digitalocean::DEFAULT_ENDPOINT);
+                let inference = hub
+                    .spec
+                    .inference_endpoint
+                    .as_deref()
+                    .unwrap_or(digitalocean::DEFAULT_INFERENCE_ENDPOINT);
+                Ok(Arc::new(DigitalOceanClient::new(
+                    endpoint, inference, credential, transport,
+                )?))
+            }
+            Provider::Together | Provider::OpenaiCompatible => {
+                let flavor = match hub.spec.provider {
+                    Provider::Together => Flavor::Together,
+                    _ => Flavor::OpenAiCompatible,
+                };
+                Ok(Arc::new(ValidateOnlyClient::new(
+                    flavor,
+                    hub.spec.inference_endpoint.as_deref(),
+                    Some(credential),
+                    transport,
+                )?))
+            }
+            Provider::Openai => {
+                let endpoint = hub.spec.endpoint.as_deref().unwrap_or(openai::DEFAULT_ENDPOINT);
+                let inference = hub
+                    .spec
+                    .inference_endpoint
+                    .as_deref()
+                    .unwrap_or(openai::DEFAULT_INFERENCE_ENDPOINT);
+                Ok(Arc::new(OpenAiClient::new(
+                    endpoint,
+                    inference,
+                    credential,
+                    hub.spec.openai.clone(),
+                    transport,
+                )?))
+            }
+            Provider::Google => {
+                let settings = hub.spec.google.as_ref();
+                let settings = GoogleSettings {
+                    endpoint: hub.spec.endpoint.clone(),
+                    inference_endpoint: hub.spec.inference_endpoint.clone(),
+                    token_endpoint: settings.and_then(|g| g.token_endpoint.clone()),
+                    project: settings.map(|g| g.project.clone()),
+                };
+                Ok(Arc::new(GoogleClient::new(settings, &credential, transport)?))
+            }
         }
     }
 
@@ -81,6 +134,10 @@ impl ProviderFactory for DefaultProviderFactory {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Aixplain => Some(aixplain::DEFAULT_INFERENCE_ENDPOINT),
             Provider::Anthropic => Some(anthropic::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Digitalocean => Some(digitalocean::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Together => Some(validate_only::TOGETHER_DEFAULT_ENDPOINT),
+            Provider::Openai => Some(openai::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Google => Some(google::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }
     }

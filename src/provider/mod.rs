@@ -3,13 +3,18 @@
 
 pub mod aixplain;
 pub mod anthropic;
+mod base_url;
 pub mod defaults;
+pub mod digitalocean;
 pub mod endpoint;
 mod error;
+pub mod google;
 pub mod http;
 pub mod instrumented;
+pub mod openai;
 pub mod openrouter;
 mod secret_value;
+pub mod validate_only;
 
 use std::sync::Arc;
 

@@ -72,6 +72,12 @@ pub async fn guard(State(layer): State<ApiLayer>, request: Request, next: Next) 
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let credential = presented_credential(request.headers()).map(fingerprint);
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let early = layer.log.is_early(credential.as_deref(), arrived);
     let fault = layer.faults.take(&path, (layer.is_create)(&method, &path));
 
@@ -92,6 +98,17 @@ pub async fn guard(State(layer): State<ApiLayer>, request: Request, next: Next) 
         Some(Fault::DropAfterCreate { .. }) => {
             dropped = true;
             abort_connection(next.run(request).await)
+        }
+        Some(Fault::EchoSecrets { .. }) => {
+            let handled = next.run(request).await;
+            let body = axum::body::to_bytes(handled.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let message = format!(
+                "upstream failure for Authorization: {authorization}; lost response: {}",
+                String::from_utf8_lossy(&body)
+            );
+            (layer.render_error)(StatusCode::INTERNAL_SERVER_ERROR, &message)
         }
         None => next.run(request).await,
     };

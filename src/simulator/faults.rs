@@ -47,6 +47,15 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+    /// Handle the request (a create commits), then answer 500 with an error body that echoes the
+    /// request's credential and the response it replaced, key values included: the careless upstream
+    /// that secret-hygiene tests need.
+    EchoSecrets {
+        #[serde(default = "one")]
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
 }
 
 fn one() -> u32 {
@@ -83,6 +92,11 @@ impl Fault {
         Self::DropAfterCreate { count, path: None }
     }
 
+    /// A 500 echoing secrets for the next `count` requests.
+    pub fn echo_secrets(count: u32) -> Self {
+        Self::EchoSecrets { count, path: None }
+    }
+
     /// Adds `retry-after-ms` to a rate-limit fault; other kinds are returned unchanged.
     #[must_use]
     pub fn with_retry_after_ms(mut self, millis: u64) -> Self {
@@ -105,7 +119,8 @@ impl Fault {
             Self::RateLimit { count, .. }
             | Self::ServerError { count, .. }
             | Self::Latency { count, .. }
-            | Self::DropAfterCreate { count, .. } => *count,
+            | Self::DropAfterCreate { count, .. }
+            | Self::EchoSecrets { count, .. } => *count,
         }
     }
 
@@ -114,7 +129,8 @@ impl Fault {
             Self::RateLimit { count, .. }
             | Self::ServerError { count, .. }
             | Self::Latency { count, .. }
-            | Self::DropAfterCreate { count, .. } => count,
+            | Self::DropAfterCreate { count, .. }
+            | Self::EchoSecrets { count, .. } => count,
         }
     }
 
@@ -124,7 +140,8 @@ impl Fault {
             Self::RateLimit { path, .. }
             | Self::ServerError { path, .. }
             | Self::Latency { path, .. }
-            | Self::DropAfterCreate { path, .. } => path.as_deref(),
+            | Self::DropAfterCreate { path, .. }
+            | Self::EchoSecrets { path, .. } => path.as_deref(),
         }
     }
 
@@ -133,7 +150,8 @@ impl Fault {
             Self::RateLimit { path, .. }
             | Self::ServerError { path, .. }
             | Self::Latency { path, .. }
-            | Self::DropAfterCreate { path, .. } => path,
+            | Self::DropAfterCreate { path, .. }
+            | Self::EchoSecrets { path, .. } => path,
         }
     }
 

@@ -9,10 +9,14 @@ pub mod aixplain;
 pub mod anthropic;
 pub mod api_layer;
 pub mod clock;
+pub mod digitalocean;
 pub mod faults;
+pub mod google;
+pub mod openai;
 pub mod openrouter;
 pub mod request_log;
 pub mod shared_hooks;
+pub mod validate_only;
 
 use std::{future::Future, net::SocketAddr};
 
