@@ -6,7 +6,7 @@ SHELL := bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/keysmith/cargo-target
 CARGO ?= cargo
 
-.PHONY: help tools cluster-up cluster-down demo test lint fmt crds
+.PHONY: help tools cluster-up cluster-down demo test lint fmt crds bench bench-smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,15 @@ test: lint cluster-up ## Lints, unit and integration tests on the real control p
 	$(CARGO) test --locked --all-targets
 	hack/chart-check.sh
 	hack/demo.sh --once
+
+# Flags for `make bench`, e.g. BENCH_ARGS="--n 10000"; see `cargo bench --bench converge -- --help`.
+BENCH_ARGS ?=
+
+bench: cluster-up ## Convergence benchmark: 1,000 ApiKeys, operator vs floor, 3 rounds (about 15 minutes)
+	$(CARGO) bench --locked --bench converge -- $(BENCH_ARGS)
+
+bench-smoke: cluster-up ## The benchmark's plumbing in a minute: 50 ApiKeys, 1 round, 10 s idle (not the measured configuration)
+	$(CARGO) bench --locked --bench converge -- --n 50 --rounds 1 --idle 10s --settle 3s $(BENCH_ARGS)
 
 lint: ## rustfmt, clippy (warnings are errors) and hadolint
 	$(CARGO) fmt --all -- --check

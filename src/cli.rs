@@ -51,6 +51,13 @@ pub struct SimulateArgs {
 pub enum SimulatedProvider {
     /// OpenRouter's management API (`/api/v1`).
     Openrouter,
+    /// DigitalOcean's GenAI model API keys (`/v2/gen-ai/models/api_keys`) and inference `/v1/models`;
+    /// the management key is the API token it accepts.
+    Digitalocean,
+    /// Together AI's inference API (`/v1/models`); the management key is a key it accepts.
+    Together,
+    /// A generic OpenAI-compatible server (`/v1/models`); the management key is a key it accepts.
+    OpenaiCompatible,
     /// OpenAI's Administration API (`/v1/organization`) and `/v1/models`, with project `proj_default`.
     Openai,
 }

@@ -4,7 +4,14 @@ use clap::Parser;
 use keysmith::{
     cli::{Cli, Command, SimulateArgs, SimulatedProvider},
     crd, plugin, run,
-    simulator::{self, clock::Clock, openai::OpenAiSim, openrouter::OpenRouterSim},
+    simulator::{
+        self,
+        clock::Clock,
+        digitalocean::DigitalOceanSim,
+        openai::OpenAiSim,
+        openrouter::OpenRouterSim,
+        validate_only::{Flavor, ValidateOnlySim},
+    },
     telemetry,
 };
 
@@ -52,6 +59,13 @@ async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let router = match args.provider {
         SimulatedProvider::Openrouter => OpenRouterSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Digitalocean => DigitalOceanSim::new([args.management_key], Clock::new()).router(),
+        SimulatedProvider::Together => {
+            ValidateOnlySim::new(Flavor::Together, [args.management_key], Clock::new()).router()
+        }
+        SimulatedProvider::OpenaiCompatible => {
+            ValidateOnlySim::new(Flavor::OpenAiCompatible, [args.management_key], Clock::new()).router()
+        }
         SimulatedProvider::Openai => OpenAiSim::new([args.management_key], Clock::new()).router(),
     };
     tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");

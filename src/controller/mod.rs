@@ -262,11 +262,43 @@ where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    let body = serde_json::json!({
+    write_status(api, name, None, status).await
+}
+
+/// The same, refused with a conflict unless the object is still at `resource_version`: a decision
+/// made from a stale cache (which may lack a marker written just before an outage) never reaches
+/// the provider.
+pub(crate) async fn patch_status_at<K, S>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<String>,
+    status: &S,
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    write_status(api, name, resource_version, status).await
+}
+
+async fn write_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<String>,
+    status: &S,
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let mut body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": serde_json::to_value(status).map_err(Error::Serialize)?,
     });
+    if let Some(rv) = resource_version {
+        body["metadata"] = serde_json::json!({"resourceVersion": rv});
+    }
     api.patch_status(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),

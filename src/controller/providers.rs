@@ -14,10 +14,12 @@ use crate::{
     metrics::Metrics,
     provider::{
         self, DynProvider, SecretValue,
+        digitalocean::{self, DigitalOceanClient},
         http::{HttpConfig, Transport},
         instrumented::Instrumented,
         openai::{self, OpenAiClient},
         openrouter::{self, OpenRouterClient},
+        validate_only::{self, Flavor, ValidateOnlyClient},
     },
 };
 
@@ -51,6 +53,33 @@ impl ProviderFactory for DefaultProviderFactory {
                     .unwrap_or(openrouter::DEFAULT_ENDPOINT);
                 Ok(Arc::new(OpenRouterClient::new(endpoint, credential, transport)?))
             }
+            Provider::Digitalocean => {
+                let endpoint = hub
+                    .spec
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or(digitalocean::DEFAULT_ENDPOINT);
+                let inference = hub
+                    .spec
+                    .inference_endpoint
+                    .as_deref()
+                    .unwrap_or(digitalocean::DEFAULT_INFERENCE_ENDPOINT);
+                Ok(Arc::new(DigitalOceanClient::new(
+                    endpoint, inference, credential, transport,
+                )?))
+            }
+            Provider::Together | Provider::OpenaiCompatible => {
+                let flavor = match hub.spec.provider {
+                    Provider::Together => Flavor::Together,
+                    _ => Flavor::OpenAiCompatible,
+                };
+                Ok(Arc::new(ValidateOnlyClient::new(
+                    flavor,
+                    hub.spec.inference_endpoint.as_deref(),
+                    Some(credential),
+                    transport,
+                )?))
+            }
             Provider::Openai => {
                 let endpoint = hub.spec.endpoint.as_deref().unwrap_or(openai::DEFAULT_ENDPOINT);
                 let inference = hub
@@ -75,6 +104,8 @@ impl ProviderFactory for DefaultProviderFactory {
     fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
         match provider {
             Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Digitalocean => Some(digitalocean::DEFAULT_INFERENCE_ENDPOINT),
+            Provider::Together => Some(validate_only::TOGETHER_DEFAULT_ENDPOINT),
             Provider::Openai => Some(openai::DEFAULT_INFERENCE_ENDPOINT),
             _ => None,
         }

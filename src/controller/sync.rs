@@ -20,7 +20,7 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{Context, Error, failpoint, patch_status, providers::HubClientError};
+use super::{Context, Error, failpoint, patch_status, patch_status_at, providers::HubClientError};
 use crate::{
     crd::{ApiKey, ApiKeyStatus, Capabilities, Enforcement, FIELD_MANAGER, ModelHub, PendingCreate, Usage},
     plan::{self, KeyChange},
@@ -317,7 +317,7 @@ async fn import(
             ctx.client.clone(),
             &key.namespace().ok_or(Error::MissingNamespace)?,
         );
-        patch_status(&api, &key.name_any(), status).await?;
+        patch_status_at(&api, &key.name_any(), key.resource_version(), status).await?;
         failpoint("before-provider-create");
         let created = provider.regenerate_key(&record.id).await?;
         failpoint("after-provider-create");
@@ -520,7 +520,9 @@ async fn issue(
         ctx.client.clone(),
         &key.namespace().ok_or(Error::MissingNamespace)?,
     );
-    patch_status(&api, &key.name_any(), status).await?;
+    // Conditional on the version this decision was made from: a cache that missed an earlier marker
+    // (the apiserver went away before its watch event arrived) must not mint a second key.
+    patch_status_at(&api, &key.name_any(), key.resource_version(), status).await?;
     failpoint("before-provider-create");
 
     let caps = provider.capabilities();
@@ -561,8 +563,13 @@ async fn issue(
             rotation.previous_key_revoke_at = Some(ctx.clock.now().to_string());
         }
     }
-    patch_status(&api, &key.name_any(), status).await?;
-    failpoint("after-status-write");
+    if previous.is_some() {
+        // The old key must be on record before anything revokes it or lets its overlap run.
+        patch_status(&api, &key.name_any(), status).await?;
+        failpoint("after-status-write");
+    }
+    // A first key is recorded by the reconcile's final status write, one write fewer per key: a crash
+    // before it leaves the marker, and recovery adopts the key the Secret already holds.
     ctx.event(
         key,
         false,

@@ -1,13 +1,16 @@
 //! One trait for every provider's management API. Each provider lives in its own module and maps
 //! its wire format onto these types; the controllers never see a provider's JSON.
 
+mod base_url;
 pub mod defaults;
+pub mod digitalocean;
 mod error;
 pub mod http;
 pub mod instrumented;
 pub mod openai;
 pub mod openrouter;
 mod secret_value;
+pub mod validate_only;
 
 use std::sync::Arc;
 

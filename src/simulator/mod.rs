@@ -7,10 +7,13 @@
 
 pub mod api_layer;
 pub mod clock;
+pub mod digitalocean;
 pub mod faults;
 pub mod openai;
 pub mod openrouter;
 pub mod request_log;
+pub mod shared_hooks;
+pub mod validate_only;
 
 use std::{future::Future, net::SocketAddr};
 

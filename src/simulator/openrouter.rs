@@ -122,6 +122,11 @@ impl OpenRouterSim {
         self.faults.push(fault);
     }
 
+    /// The faults still armed.
+    pub fn pending_faults(&self) -> Vec<Fault> {
+        self.faults.pending()
+    }
+
     /// Disarms every fault.
     pub fn clear_faults(&self) {
         self.faults.clear();

@@ -33,11 +33,41 @@ pub fn repo_root() -> &'static Path {
 /// the admin kubeconfig. Panics with the script's output when it cannot.
 pub fn kubeconfig() -> &'static Path {
     static KUBECONFIG: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let result = KUBECONFIG.get_or_init(|| {
-        let out = Command::new(repo_root().join("hack/cluster.sh"))
-            .arg("up")
-            .output()
-            .map_err(|e| format!("cannot run hack/cluster.sh: {e}"))?;
+    let result = KUBECONFIG.get_or_init(|| start_control_plane(None));
+    match result {
+        Ok(path) => path,
+        Err(msg) => panic!("the test control plane is not available; tests fail rather than skip:\n{msg}"),
+    }
+}
+
+/// A control plane of this test's own under `state` (free ports, its own etcd), for tests that stop
+/// parts of it. Returns its kubeconfig; stop it with [`stop_control_plane`].
+pub fn private_control_plane(state: &Path) -> PathBuf {
+    start_control_plane(Some(state)).unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// Stops a control plane started by [`private_control_plane`] and removes its state.
+pub fn stop_control_plane(state: &Path) {
+    let _ = Command::new(repo_root().join("hack/cluster.sh"))
+        .arg("down")
+        .env("KEYSMITH_CLUSTER_DIR", state)
+        .output();
+}
+
+/// `hack/cluster.sh up` (in `state`, or the shared default), then this build's CRDs applied and
+/// established.
+fn start_control_plane(state: Option<&Path>) -> Result<PathBuf, String> {
+    let script = |arg: &str| {
+        let mut cmd = Command::new(repo_root().join("hack/cluster.sh"));
+        cmd.arg(arg);
+        if let Some(state) = state {
+            cmd.env("KEYSMITH_CLUSTER_DIR", state);
+        }
+        cmd.output()
+            .map_err(|e| format!("cannot run hack/cluster.sh {arg}: {e}"))
+    };
+    {
+        let out = script("up")?;
         if !out.status.success() {
             return Err(format!(
                 "hack/cluster.sh up failed ({}):\n{}{}",
@@ -46,10 +76,7 @@ pub fn kubeconfig() -> &'static Path {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        let path = Command::new(repo_root().join("hack/cluster.sh"))
-            .arg("kubeconfig")
-            .output()
-            .map_err(|e| format!("cannot run hack/cluster.sh kubeconfig: {e}"))?;
+        let path = script("kubeconfig")?;
         let path = PathBuf::from(String::from_utf8_lossy(&path.stdout).trim());
         // The CRDs of this build, applied the way users apply them; tests then see them established.
         let crds = repo_root().join("crds/keysmith.dev.yaml");
@@ -74,10 +101,6 @@ pub fn kubeconfig() -> &'static Path {
             ],
         )?;
         Ok(path)
-    });
-    match result {
-        Ok(path) => path,
-        Err(msg) => panic!("the test control plane is not available; tests fail rather than skip:\n{msg}"),
     }
 }
 
@@ -100,7 +123,12 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<(), String> {
 /// An admin client for the local control plane. Each test builds its own: a client's connection
 /// pool belongs to the Tokio runtime that created it, and every `#[tokio::test]` has its own runtime.
 pub async fn client() -> Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig()).expect("read kubeconfig");
+    client_for(kubeconfig()).await
+}
+
+/// An admin client for the control plane of `path`.
+pub async fn client_for(path: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("read kubeconfig");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("kubeconfig is valid");
@@ -111,11 +139,18 @@ pub async fn client() -> Client {
 pub struct TestNamespace {
     pub name: String,
     pub client: Client,
+    /// The kubeconfig of the control plane the namespace lives on.
+    pub kubeconfig: PathBuf,
 }
 
 impl TestNamespace {
     /// Creates `ks-<prefix>-<unique suffix>`.
     pub async fn new(prefix: &str) -> Self {
+        Self::on(prefix, client().await, kubeconfig().to_owned()).await
+    }
+
+    /// The same on another control plane.
+    pub async fn on(prefix: &str, client: Client, kubeconfig: PathBuf) -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -123,7 +158,6 @@ impl TestNamespace {
             .subsec_nanos();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("ks-{prefix}-{:x}{n}", nanos ^ std::process::id()).to_lowercase();
-        let client = client().await;
         let ns: Namespace = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "labels": {"keysmith.dev/test": "true"}}
         }))
@@ -132,7 +166,11 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create test namespace");
-        Self { name, client }
+        Self {
+            name,
+            client,
+            kubeconfig,
+        }
     }
 
     /// A namespaced API in this test's namespace.
@@ -156,7 +194,7 @@ impl Drop for TestNamespace {
                 "--wait=false",
                 "--ignore-not-found",
             ])
-            .env("KUBECONFIG", kubeconfig())
+            .env("KUBECONFIG", &self.kubeconfig)
             .output();
     }
 }

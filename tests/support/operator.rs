@@ -11,7 +11,10 @@ use keysmith::{
     crd::{ApiKey, ModelHub, conditions},
     simulator::{RunningSim, clock::Clock, openrouter::OpenRouterSim},
 };
-use kube::api::{Patch, PatchParams};
+use kube::{
+    ResourceExt,
+    api::{Patch, PatchParams},
+};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -43,7 +46,12 @@ impl std::ops::DerefMut for Env {
 impl Env {
     /// A namespace, a simulator and the credentials Secret, without the operator.
     pub async fn new(prefix: &str) -> Self {
-        let scene = Scene::new(prefix).await;
+        Self::in_namespace(TestNamespace::new(prefix).await).await
+    }
+
+    /// The same in a namespace made elsewhere (another control plane, say).
+    pub async fn in_namespace(ns: TestNamespace) -> Self {
+        let scene = Scene::in_namespace(ns);
         let sim = OpenRouterSim::new([MANAGEMENT_KEY.to_owned()], Clock::new());
         let running = sim.spawn().await.unwrap();
         let env = Self { scene, sim, running };
@@ -65,6 +73,71 @@ impl Env {
         let clock = env.sim.clock();
         env.scene.start_operator_with_clock(clock);
         env
+    }
+
+    /// Applies `count` ApiKeys named `<prefix>-<i>` on hub `hub`, several at a time.
+    pub async fn apply_keys(&self, prefix: &str, count: usize, hub: &str) -> Vec<String> {
+        use futures::StreamExt;
+        let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+        futures::stream::iter(names.clone())
+            .for_each_concurrent(16, |name| async move {
+                self.apply_key(&name, json!({"hubRef": {"name": hub}})).await;
+            })
+            .await;
+        names
+    }
+
+    /// Waits until every named ApiKey is Ready, listing them all at once.
+    pub async fn wait_all_ready(&self, names: &[String], timeout: Duration) {
+        let api = self.ns.api::<ApiKey>();
+        let want = names.len();
+        eventually("every ApiKey Ready", timeout, || {
+            let api = api.clone();
+            async move {
+                let ready = api
+                    .list(&kube::api::ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .iter()
+                    .filter(|k| is_ready(k))
+                    .count();
+                (ready >= want).then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// The fault suite's end state: exactly one live provider key per ApiKey (no orphan, no duplicate),
+    /// held by its Secret and recorded in its status, every ApiKey Ready, and no request that arrived
+    /// before a `Retry-After` had passed.
+    pub async fn assert_converged(&self, names: &[String]) {
+        let keys = self.ns.api::<ApiKey>();
+        let sim_keys = self.sim.keys();
+        let live: Vec<_> = sim_keys.iter().filter(|k| !k.deleted).collect();
+        for name in names {
+            let key = keys.get(name).await.unwrap();
+            assert!(is_ready(&key), "{name} is Ready");
+            let uid = key.uid().unwrap();
+            let status = key.status.clone().unwrap();
+            assert!(status.pending_create.is_none(), "{name}: no create left pending");
+            let mine: Vec<_> = live.iter().filter(|k| k.name.contains(&uid)).collect();
+            assert_eq!(mine.len(), 1, "{name}: one live provider key, got {}", mine.len());
+            assert_eq!(
+                status.key_id.as_deref(),
+                Some(mine[0].hash.as_str()),
+                "{name}: status names it"
+            );
+            let value = self.secret_data(name).await.unwrap()["apiKey"].clone();
+            // The simulator derives a key's hash from its value: the Secret holds the live key.
+            assert_eq!(
+                keysmith::simulator::sha256_hex(&value),
+                mine[0].hash,
+                "{name}: Secret holds it"
+            );
+        }
+        assert_eq!(live.len(), names.len(), "no orphaned provider key");
+        assert_eq!(self.sim.early_retries(), 0, "no request jumped a Retry-After");
     }
 
     /// Applies a ModelHub pointing at the simulator; `extra` is merged into its spec.
@@ -89,10 +162,12 @@ pub struct Scene {
 impl Scene {
     /// A fresh namespace, without the operator.
     pub async fn new(prefix: &str) -> Self {
-        Self {
-            ns: TestNamespace::new(prefix).await,
-            operator: None,
-        }
+        Self::in_namespace(TestNamespace::new(prefix).await)
+    }
+
+    /// The same in a namespace made elsewhere (another control plane, say).
+    pub fn in_namespace(ns: TestNamespace) -> Self {
+        Self { ns, operator: None }
     }
 
     /// Stops the in-process operator, if it runs.
@@ -191,10 +266,11 @@ impl Scene {
     /// environment (a failpoint, say) and output handling before spawning it.
     pub fn operator_command(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"));
-        cmd.args(["run", "--namespace", &self.ns.name, "--usage-interval", "2s"])
-            .env("KUBECONFIG", super::kubeconfig())
+        cmd.args(["run", "--namespace", &self.ns.name])
+            .env("KUBECONFIG", &self.ns.kubeconfig)
             // An environment variable, not a flag, so that callers can choose a port.
             .env("KEYSMITH_HEALTH_ADDR", "127.0.0.1:0")
+            .env("KEYSMITH_USAGE_INTERVAL", "2s")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
