@@ -4,6 +4,14 @@
 //! key's id in keysmith. Usage and spend per key come from the usage and costs APIs grouped by
 //! `api_key_id` (`key_...`), the id of the service account's key. The hub's project-wide rate limits
 //! and spend limit are applied by [`ProviderClient::verify`] (see `hub.rs`).
+//!
+//! Calls per operation, to stay gentle with the Administration API: `get_key` reads the service
+//! account, then one costs report (daily buckets since the key's creation, 180 to a page) and one
+//! completions report (today). The id of a service account's key is learnt when keysmith creates it,
+//! or after a restart from one listing of the project's keys that serves every service account.
+//! `list_keys` reads names only (no usage). `verify` reads the project, and the rate limits and
+//! spend limit only when the hub sets them; it writes only what differs. Usage windows are UTC days,
+//! weeks and months of the operator's real time.
 
 mod hub;
 mod usage;
