@@ -378,7 +378,9 @@ async fn floor_phase(cluster: &Cluster, args: &Args, round: usize) -> Result<Pha
 async fn main() -> Result<()> {
     let args = Args::parse();
     if !args.bench {
-        println!("converge is a benchmark, not a test: run it with `make bench` (or `cargo bench --bench converge`)");
+        println!(
+            "converge is a benchmark, not a test: run it with `make bench` (or `cargo bench --bench converge`)"
+        );
         return Ok(());
     }
     // reqwest (without a default TLS provider in this crate) talks plain HTTP to the probes here.
