@@ -91,6 +91,8 @@ pub enum Kind {
 #[derive(Clone, Debug, Default)]
 pub struct Window {
     pub requests: Requests,
+    /// GET and LIST requests, from every client (the benchmark's watches list once per phase).
+    pub reads: Requests,
     pub changes: Changes,
     pub provider: BTreeMap<String, u64>,
 }
@@ -184,23 +186,27 @@ fn provider_calls(sim: &OpenRouterSim, from: usize) -> (BTreeMap<String, u64>, u
 
 struct Marks {
     requests: Requests,
+    reads: Requests,
     changes: Changes,
     sim: usize,
 }
 
 impl Marks {
     async fn take(cluster: &Cluster, watch: &NsWatch, sim: &OpenRouterSim) -> Result<Self> {
+        let (requests, reads) = Requests::scrape(&cluster.client).await?;
         Ok(Self {
-            requests: Requests::scrape(&cluster.client).await?,
+            requests,
+            reads,
             changes: watch.changes(),
             sim: sim.requests().len(),
         })
     }
 
     async fn window(&self, cluster: &Cluster, watch: &NsWatch, sim: &OpenRouterSim) -> Result<Window> {
-        let requests = Requests::scrape(&cluster.client).await?.since(&self.requests);
+        let (requests, reads) = Requests::scrape(&cluster.client).await?;
         Ok(Window {
-            requests,
+            requests: requests.since(&self.requests),
+            reads: reads.since(&self.reads),
             changes: watch.changes().since(&self.changes),
             provider: provider_calls(sim, self.sim).0,
         })

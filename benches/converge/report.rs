@@ -152,8 +152,9 @@ fn print_notes(args: &Args, phases: &[Phase]) {
     for p in phases {
         let detail = |w: &crate::Window| {
             format!(
-                "writes: {}; provider: {}",
+                "writes: {}; reads: {}; provider: {}",
                 w.requests.describe(),
+                w.reads.describe(),
                 if w.provider.is_empty() {
                     "none".into()
                 } else {
@@ -212,6 +213,7 @@ fn print_restart(args: &Args, phases: &[Phase]) {
         let creates = w.provider.get("create").copied().unwrap_or(0);
         let secrets = w.requests.get("secrets");
         let status = w.requests.get("apikeys/status");
+        let hub_status = w.requests.get("modelhubs/status");
         let verdict = if creates == 0 && secrets == 0 && status == 0 {
             "PASS"
         } else {
@@ -219,7 +221,7 @@ fn print_restart(args: &Args, phases: &[Phase]) {
         };
         println!();
         println!(
-            "Restart over {} converged ApiKeys: {verdict}: provider creates {creates}, Secret writes {secrets}, status writes {status}",
+            "Restart over {} converged ApiKeys: {verdict}: provider creates {creates}, Secret writes {secrets}, ApiKey status writes {status} (ModelHub status writes {hub_status})",
             args.n
         );
         println!(

@@ -32,16 +32,18 @@ use crate::Result;
 
 const WRITE_VERBS: [&str; 6] = ["POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"];
 
-/// Write requests served by the API server, keyed by `resource[/subresource]`.
+/// Requests served by the API server, keyed by `resource[/subresource]` (writes) or
+/// `VERB resource[/subresource]` (reads).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Requests(pub BTreeMap<String, u64>);
 
 impl Requests {
-    /// Reads the API server's counters now.
-    pub async fn scrape(client: &Client) -> Result<Self> {
+    /// Reads the API server's counters now: (write requests, read requests). Reads (GET and LIST,
+    /// keyed `VERB resource`) are not a target, only a clue to where the time goes.
+    pub async fn scrape(client: &Client) -> Result<(Self, Self)> {
         let request = http::Request::get("/metrics").body(Vec::new())?;
         let text = client.request_text(request).await?;
-        let mut out = BTreeMap::new();
+        let (mut writes, mut reads) = (BTreeMap::new(), BTreeMap::new());
         for line in text.lines() {
             let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
                 continue;
@@ -51,9 +53,6 @@ impl Requests {
             };
             let labels = parse_labels(labels);
             let label = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
-            if !WRITE_VERBS.contains(&label("verb")) {
-                continue;
-            }
             let resource = match (label("resource"), label("subresource")) {
                 // Not keysmith's: the API server's own heartbeats (Leases, the `kubernetes` Service's
                 // Endpoints) and the benchmark's namespaces.
@@ -62,9 +61,14 @@ impl Requests {
                 (r, s) => format!("{r}/{s}"),
             };
             let n = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
-            *out.entry(resource).or_insert(0) += n;
+            let verb = label("verb");
+            if WRITE_VERBS.contains(&verb) {
+                *writes.entry(resource).or_insert(0) += n;
+            } else if verb == "GET" || verb == "LIST" {
+                *reads.entry(format!("{verb} {resource}")).or_insert(0) += n;
+            }
         }
-        Ok(Self(out))
+        Ok((Self(writes), Self(reads)))
     }
 
     /// What was served between `before` and `self`.
