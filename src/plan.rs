@@ -28,6 +28,11 @@ pub const KEY_ID_ANNOTATION: &str = "keysmith.dev/key-id";
 pub const FINGERPRINT_ANNOTATION: &str = "keysmith.dev/fingerprint";
 /// Annotation asking for a rotation: each new value rotates the key once.
 pub const ROTATE_ANNOTATION: &str = "keysmith.dev/rotate";
+/// Annotation keysmith writes on an ApiKey together with its finalizer, in one request, just before
+/// the ApiKey's first provider key is created. It is that create's crash-safety marker: until status
+/// records a key, it says a key may exist at the provider that nobody knows of. Folding the marker
+/// into the finalizer's write is what keeps a first key at three writes (this, the Secret, status).
+pub const ISSUING_ANNOTATION: &str = "keysmith.dev/issuing";
 /// How long a rotated-out key stays valid when `spec.rotation.overlap` is not set.
 pub const DEFAULT_ROTATION_OVERLAP: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -628,4 +633,56 @@ pub fn restart_plan(key: &ApiKey, status: &crate::crd::ApiKeyStatus) -> RestartP
         Some(_) => RestartPlan::Restart(current),
         None => RestartPlan::Remember(current),
     }
+}
+
+/// Whether a create may have happened that status does not record yet: the status marker of a
+/// later create, or the annotation of a first one whose key status has not recorded.
+pub fn create_pending(key: &ApiKey, status: &crate::crd::ApiKeyStatus) -> bool {
+    status.pending_create.is_some()
+        || (status.key_id.is_none()
+            && status.suspended.is_none()
+            && key.annotations().contains_key(ISSUING_ANNOTATION))
+}
+
+/// Why keysmith must revoke the key, where the provider cannot disable keys (`disable: Operator`):
+/// the spec disables it, its expiry only keysmith holds has passed, or a limit only keysmith enforces
+/// was reached under `Reject`. `None` when the key may work (or the provider disables keys itself).
+pub fn suspension_reason(
+    key: &ApiKey,
+    breaches: &[Breach],
+    caps: &Capabilities,
+    now: Timestamp,
+) -> Option<&'static str> {
+    if caps.disable != Enforcement::Operator {
+        return None;
+    }
+    let reject = key.spec.on_limit_exceeded.unwrap_or_default() == crate::crd::OnLimitExceeded::Reject;
+    if key.spec.disabled.unwrap_or(false) {
+        Some("Disabled")
+    } else if operator_expired(key, caps, now) {
+        Some("Expired")
+    } else if reject && breaches.iter().any(|b| b.enforcement == Enforcement::Operator) {
+        Some("LimitExceeded")
+    } else {
+        None
+    }
+}
+
+/// The usage to judge a suspended key by: what was last reported, or nothing once the window that
+/// report belongs to has reset (the revoked key can spend no more, and a new key starts at zero).
+pub fn usage_while_suspended(status: &crate::crd::ApiKeyStatus, now: Timestamp) -> Usage {
+    let last = status.usage.clone().unwrap_or_default();
+    let reset = last
+        .window_resets_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .is_some_and(|t| t <= now);
+    if reset { Usage::default() } else { last }
+}
+
+/// Whether this pass is about to create the ApiKey's first provider key: it then needs no separate
+/// finalizer write, since the create's marker carries the finalizer (see [`ISSUING_ANNOTATION`]).
+pub fn first_key_pending(key: &ApiKey) -> bool {
+    let status = key.status.as_ref();
+    key.spec.import.is_none() && status.is_none_or(|s| s.key_id.is_none() && s.pending_create.is_none())
 }

@@ -518,3 +518,74 @@ async fn a_crash_between_the_create_and_the_secret_write_leaves_no_live_service_
         Some(SecretValue::new(data["apiKey"].clone()).fingerprint())
     );
 }
+
+/// OpenAI keys cannot be disabled: `disabled: true` and a budget reached under `Reject` revoke the
+/// key (its service account), and a key that may work again is a new key with a new value.
+#[tokio::test]
+async fn a_key_openai_cannot_disable_is_revoked_and_a_new_one_is_issued_when_it_may_work_again() {
+    let env = OpenAi::with_operator("oai-suspend").await;
+    env.apply_hub("oai", json!({})).await;
+    let spec = |disabled: bool, budget: f64| {
+        json!({"hubRef": {"name": "oai"}, "disabled": disabled, "onLimitExceeded": "Reject",
+               "budget": {"limitUsd": budget, "reset": "Monthly"}})
+    };
+    env.apply_key("k", spec(false, 1.0)).await;
+    let key = env.wait_key("k", "Ready", is_ready).await;
+    let uid = key.uid().unwrap();
+    let first = status_key_id(&key).unwrap();
+    let first_value = env.secret_data("k").await.unwrap()["apiKey"].clone();
+
+    // Disabled: the service account is deleted, the Secret kept, status says why.
+    env.apply_key("k", spec(true, 1.0)).await;
+    let key = env
+        .wait_key("k", "disabled by revocation", |k| {
+            key_ready(k) == Some(("False".into(), "KeyDisabled".into()))
+                && k.status.as_ref().is_some_and(|s| s.key_id.is_none())
+        })
+        .await;
+    assert!(env.account(&first).deleted, "the disabled key is revoked");
+    let suspended = key.status.unwrap().suspended.unwrap();
+    assert_eq!(suspended.reason, "Disabled");
+    assert_eq!(suspended.revoked_key_id.as_deref(), Some(first.as_str()));
+    assert_eq!(env.secret_data("k").await.unwrap()["apiKey"], first_value);
+
+    // Enabled again: a new service account, a new value in the Secret, Ready.
+    env.apply_key("k", spec(false, 1.0)).await;
+    let key = env
+        .wait_key("k", "Ready with a new key", |k| {
+            is_ready(k) && status_key_id(k).is_some_and(|id| id != first)
+        })
+        .await;
+    let second = status_key_id(&key).unwrap();
+    assert!(key.status.as_ref().unwrap().suspended.is_none());
+    let second_value = env.secret_data("k").await.unwrap()["apiKey"].clone();
+    assert_ne!(second_value, first_value);
+    assert!(!env.account(&second).deleted);
+
+    // Over budget under Reject: revoked again, LimitExceeded.
+    let project_key = env.account(&second).key_id.unwrap();
+    assert!(env.sim.record_usage(Usage::new(&project_key, "gpt-4o-mini", 2.0)));
+    let key = env
+        .wait_key("k", "revoked over budget", |k| {
+            key_ready(k) == Some(("False".into(), "LimitExceeded".into()))
+        })
+        .await;
+    assert!(env.account(&second).deleted, "the key over budget is revoked");
+    let status = key.status.unwrap();
+    assert_eq!(status.suspended.unwrap().reason, "LimitExceeded");
+    assert_eq!(
+        condition(Some(&status.conditions), "LimitExceeded"),
+        Some(("True".into(), "BudgetExceeded".into()))
+    );
+
+    // A larger budget lets it work again: one more new key, exactly one live service account.
+    env.apply_key("k", spec(false, 5.0)).await;
+    let key = env
+        .wait_key("k", "Ready with a third key", |k| {
+            is_ready(k) && status_key_id(k).is_some_and(|id| id != first && id != second)
+        })
+        .await;
+    assert!(key.status.unwrap().suspended.is_none());
+    let live: Vec<_> = env.accounts_of(&uid).into_iter().filter(|a| !a.deleted).collect();
+    assert_eq!(live.len(), 1, "one live service account: {live:?}");
+}

@@ -6,21 +6,22 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{
     Api, ResourceExt,
-    runtime::{
-        controller::Action,
-        finalizer::{Event as Finalizer, finalizer},
-    },
+    api::{Patch, PatchParams},
+    runtime::controller::Action,
 };
 use tracing::{info, instrument, warn};
 
 use super::{
-    Context, Error, Result, patch_status,
+    Context, Error, Result,
     providers::HubClientError,
     requeue,
     sync::{self, Synced},
 };
 use crate::{
-    crd::{ApiKey, ApiKeyStatus, DeletionPolicy, Enforcement, ModelHub, OnLimitExceeded, conditions},
+    crd::{
+        ApiKey, ApiKeyStatus, DeletionPolicy, Enforcement, FIELD_MANAGER, ModelHub, OnLimitExceeded,
+        conditions,
+    },
     metrics::KeyFigures,
     plan,
 };
@@ -37,14 +38,58 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, key, |event| async {
-        match event {
-            Finalizer::Apply(key) => apply(key, &ctx, &api).await,
-            Finalizer::Cleanup(key) => cleanup(key, &ctx).await,
+    let uid = key.uid().unwrap_or_default();
+    if ctx.is_superseded(&uid, key.resource_version().as_deref()) {
+        // The event of this reconcile's own last write is on its way and brings the current object.
+        return Ok(Action::await_change());
+    }
+    let guarded = key.finalizers().iter().any(|f| f == FINALIZER);
+    if key.metadata.deletion_timestamp.is_some() {
+        if guarded {
+            cleanup(key.clone(), &ctx).await?;
+            release(&api, &key).await?;
         }
-    })
+        return Ok(Action::await_change());
+    }
+    if !guarded && !plan::first_key_pending(&key) {
+        guard(&api, &key).await?;
+        return Ok(Action::await_change());
+    }
+    let action = apply(key, &ctx, &api).await;
+    ctx.settle_writes(&uid);
+    action
+}
+
+/// Adds the finalizer before keysmith touches anything at the provider. A first key gets it together
+/// with its create marker instead, one write fewer (see `sync::issue`).
+async fn guard(api: &Api<ApiKey>, key: &ApiKey) -> Result<()> {
+    let body = serde_json::json!({
+        "apiVersion": <ApiKey as kube::Resource>::api_version(&()),
+        "kind": <ApiKey as kube::Resource>::kind(&()),
+        "metadata": { "name": key.name_any(), "finalizers": [FINALIZER] },
+    });
+    api.patch(
+        &key.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(Error::kube("add the finalizer"))?;
+    Ok(())
+}
+
+/// Removes the finalizer once cleanup is done. A merge patch conditional on the version cleanup
+/// worked from, so that a finalizer another party added meanwhile is kept (and any manager's copy of
+/// ours is removed, which a server-side apply would not do).
+async fn release(api: &Api<ApiKey>, key: &ApiKey) -> Result<()> {
+    let rest: Vec<&String> = key.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let body = serde_json::json!({
+        "metadata": { "resourceVersion": key.resource_version(), "finalizers": rest },
+    });
+    api.patch(&key.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(Error::kube("remove the finalizer"))?;
+    Ok(())
 }
 
 /// Requeue after an error that escaped `apply` (Kubernetes API failures).
@@ -121,7 +166,7 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     announce_transitions(&key, ctx, &before, &status).await;
     // Status is written only when something changed, so a quiet key costs no writes.
     if status != before {
-        patch_status(api, &key.name_any(), &status).await?;
+        ctx.write_key_status(api, &key, None, &status).await?;
     }
     ctx.remember(&uid, inputs, delay);
     Ok(requeue(delay))
@@ -239,14 +284,34 @@ fn report_synced(
         (None, None) => conditions::remove(&mut status.conditions, conditions::EXPIRED),
     }
     let disabled = key.spec.disabled.unwrap_or(false);
+    let revoked = status.suspended.is_some();
     // A disabled or expired key does not work, so it is not Ready.
     let (ready, reason, message) = if expired_at.is_some() {
         (false, "Expired", "the key has expired; its Secret is kept")
+    } else if disabled && caps.disable == Enforcement::Unsupported {
+        // Not Ready either: the spec asks for something that is not so, and saying Ready would hide it.
+        (
+            false,
+            "DisableUnsupported",
+            "spec.disabled is true, but keysmith cannot disable or revoke this key at the provider: THE KEY STILL WORKS; delete the ApiKey or revoke the key at the provider",
+        )
+    } else if disabled && revoked {
+        (
+            false,
+            "KeyDisabled",
+            "the provider cannot disable keys, so keysmith revoked the key; enabling it again issues a new key; its Secret is kept",
+        )
     } else if disabled {
         (
             false,
             "KeyDisabled",
             "the key is disabled at the provider as the spec asks; its Secret is kept",
+        )
+    } else if rejected && revoked {
+        (
+            false,
+            "LimitExceeded",
+            "the provider cannot disable keys, so keysmith revoked the key until its limit's window resets, then issues a new one (onLimitExceeded: Reject); see the LimitExceeded condition",
         )
     } else if rejected {
         (
@@ -298,7 +363,14 @@ async fn announce_transitions(key: &ApiKey, ctx: &Context, before: &ApiKeyStatus
             continue;
         };
         let changed = old.is_none_or(|o| o.status != new.status || o.reason != new.reason);
-        if !changed || (type_ == conditions::LIMIT_EXCEEDED && new.status == "False" && old.is_none()) {
+        // A key that starts out Ready, or within its limits, is the expected outcome of creating it:
+        // the conditions say so without an Event per ApiKey.
+        let expected_start = if type_ == conditions::READY {
+            "True"
+        } else {
+            "False"
+        };
+        if !changed || (old.is_none() && new.status == expected_start) {
             continue;
         }
         let warning = (type_ == conditions::READY && new.status == "False" && new.reason != "KeyDisabled")
@@ -387,7 +459,7 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
     let uid = key.uid().unwrap_or_default();
     let mut ids: Vec<String> = status.key_id.iter().cloned().collect();
     ids.extend(status.rotation.as_ref().and_then(|r| r.previous_key_id.clone()));
-    if status.pending_create.is_some() {
+    if plan::create_pending(&key, &status) {
         // An interrupted create may have left a key only its tag identifies.
         let listed = provider.list_keys().await.map_err(Error::Revoke)?;
         ids.extend(

@@ -65,9 +65,6 @@ pub enum Error {
     /// Revoking the provider key during deletion failed.
     #[error("cannot revoke the provider key")]
     Revoke(#[source] provider::Error),
-    /// The finalizer machinery failed.
-    #[error("finalizer failed")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -78,7 +75,6 @@ impl Error {
             Self::Kube { .. } => "KubernetesApiError",
             Self::Serialize(_) => "SerializationError",
             Self::Revoke(e) => e.reason(),
-            Self::Finalizer(_) => "FinalizerError",
         }
     }
 
@@ -126,6 +122,12 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Per object uid: the inputs of the last reconcile and when the next one is due.
     due: Mutex<HashMap<String, (String, std::time::Instant)>>,
+    /// Per object uid: versions the reconcile in progress wrote, in order.
+    written: Mutex<HashMap<String, Vec<String>>>,
+    /// Per object uid: versions the last reconcile wrote and then wrote over. A watch event carrying
+    /// one of them comes from a cache that has not caught up with that reconcile's last write, whose
+    /// own event is on its way; acting on it would redo work (a marker seen again means a recovery).
+    superseded: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Context {
@@ -160,6 +162,8 @@ impl Context {
             clock,
             failures: Mutex::new(HashMap::new()),
             due: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
+            superseded: Mutex::new(HashMap::new()),
         })
     }
 
@@ -205,10 +209,66 @@ impl Context {
     /// Forgets everything about a deleted object.
     pub fn forget(&self, uid: &str) {
         self.due.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.superseded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
+    }
+
+    /// Records that the reconcile of `uid` in progress wrote the object, producing `version`.
+    pub fn wrote(&self, uid: &str, version: Option<String>) {
+        if let Some(version) = version {
+            self.written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(uid.to_owned())
+                .or_default()
+                .push(version);
+        }
+    }
+
+    /// Ends the bookkeeping of a reconcile of `uid`: every version it wrote but its last is superseded.
+    pub fn settle_writes(&self, uid: &str) {
+        let mut versions = self
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid)
+            .unwrap_or_default();
+        let last = versions.pop();
+        // A write that changed nothing keeps the version, which is then still the newest.
+        versions.retain(|v| Some(v) != last.as_ref());
+        let mut superseded = self.superseded.lock().unwrap_or_else(|p| p.into_inner());
+        if versions.is_empty() {
+            superseded.remove(uid);
+        } else {
+            superseded.insert(uid.to_owned(), versions);
+        }
+    }
+
+    /// Whether `version` of `uid` is one its last reconcile already wrote over.
+    pub fn is_superseded(&self, uid: &str, version: Option<&str>) -> bool {
+        let superseded = self.superseded.lock().unwrap_or_else(|p| p.into_inner());
+        version.is_some_and(|v| superseded.get(uid).is_some_and(|vs| vs.iter().any(|s| s == v)))
+    }
+
+    /// Writes an ApiKey's status under keysmith's field manager, refused with a conflict unless the
+    /// object is still at `at` when that is given, and notes the version it produced.
+    pub(crate) async fn write_key_status(
+        &self,
+        api: &Api<ApiKey>,
+        key: &ApiKey,
+        at: Option<String>,
+        status: &crate::crd::ApiKeyStatus,
+    ) -> Result<()> {
+        let version = write_status(api, &key.name_any(), at, status).await?;
+        self.wrote(&key.uid().unwrap_or_default(), version);
+        Ok(())
     }
 
     /// Forgets the failures of `uid` after a success.
@@ -262,31 +322,19 @@ where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    write_status(api, name, None, status).await
+    write_status(api, name, None, status).await.map(drop)
 }
 
-/// The same, refused with a conflict unless the object is still at `resource_version`: a decision
-/// made from a stale cache (which may lack a marker written just before an outage) never reaches
-/// the provider.
-pub(crate) async fn patch_status_at<K, S>(
-    api: &Api<K>,
-    name: &str,
-    resource_version: Option<String>,
-    status: &S,
-) -> Result<()>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    S: Serialize,
-{
-    write_status(api, name, resource_version, status).await
-}
-
+/// Writes `status` with server-side apply under keysmith's field manager, refused with a conflict
+/// unless the object is still at `resource_version` when that is given: a decision made from a stale
+/// cache (which may lack a marker written just before an outage) never reaches the provider. Returns
+/// the version written.
 async fn write_status<K, S>(
     api: &Api<K>,
     name: &str,
     resource_version: Option<String>,
     status: &S,
-) -> Result<()>
+) -> Result<Option<String>>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize,
@@ -299,14 +347,15 @@ where
     if let Some(rv) = resource_version {
         body["metadata"] = serde_json::json!({"resourceVersion": rv});
     }
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(Error::kube("patch status"))?;
-    Ok(())
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(Error::kube("patch status"))?;
+    Ok(written.meta().resource_version.clone())
 }
 
 /// Which namespaces the controllers watch.

@@ -20,9 +20,12 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{Context, Error, failpoint, patch_status, patch_status_at, providers::HubClientError};
+use super::{Context, Error, api_key::FINALIZER, failpoint, providers::HubClientError};
 use crate::{
-    crd::{ApiKey, ApiKeyStatus, Capabilities, Enforcement, FIELD_MANAGER, ModelHub, PendingCreate, Usage},
+    crd::{
+        ApiKey, ApiKeyStatus, Capabilities, Enforcement, FIELD_MANAGER, ModelHub, PendingCreate, Suspension,
+        Usage,
+    },
     plan::{self, KeyChange},
     provider::{self, DynProvider, KeyRecord, KeySettings, SecretValue},
 };
@@ -166,7 +169,7 @@ pub async fn sync(key: &ApiKey, ctx: &Arc<Context>, status: &mut ApiKeyStatus) -
             caps.rename = Enforcement::Unsupported;
             caps.rotation = Enforcement::Unsupported;
         }
-        usage
+        Some(usage)
     } else {
         mint(
             key,
@@ -181,11 +184,13 @@ pub async fn sync(key: &ApiKey, ctx: &Arc<Context>, status: &mut ApiKeyStatus) -
         .await?
     };
     let reset = plan::budget_reset_in_force(key, &hub);
-    Ok(Synced {
-        usage: plan::usage_status(&usage, reset, ctx.clock.now()),
-        hub,
-        caps,
-    })
+    let now = ctx.clock.now();
+    let usage = match usage {
+        Some(usage) => plan::usage_status(&usage, reset, now),
+        // No live key on purpose (see `suspend`): nothing new to report.
+        None => plan::usage_while_suspended(status, now),
+    };
+    Ok(Synced { usage, hub, caps })
 }
 
 /// Forces `desired.disabled` on while keysmith itself must stop the key (a limit only it enforces,
@@ -317,7 +322,8 @@ async fn import(
             ctx.client.clone(),
             &key.namespace().ok_or(Error::MissingNamespace)?,
         );
-        patch_status_at(&api, &key.name_any(), key.resource_version(), status).await?;
+        ctx.write_key_status(&api, key, key.resource_version(), status)
+            .await?;
         failpoint("before-provider-create");
         let created = provider.regenerate_key(&record.id).await?;
         failpoint("after-provider-create");
@@ -337,7 +343,7 @@ async fn import(
         rotation.next_rotation_at = plan::next_rotation(key, now).map(|t| t.to_string());
         rotation.last_requested_token = key.annotations().get(plan::ROTATE_ANNOTATION).cloned();
         status.fingerprint = Some(created.value.fingerprint());
-        patch_status(&api, &key.name_any(), status).await?;
+        ctx.write_key_status(&api, key, None, status).await?;
         ctx.event(
             key,
             false,
@@ -390,12 +396,12 @@ async fn mint(
     provider: &DynProvider,
     delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
-) -> SyncResult<provider::KeyUsage> {
+) -> SyncResult<Option<provider::KeyUsage>> {
     let uid = key.uid().ok_or(Error::MissingUid)?;
     let mut held_value = existing.and_then(|s| plan::secret_value(s, key));
     let mut held_id = existing.and_then(plan::secret_key_id).map(str::to_owned);
 
-    if status.pending_create.is_some() {
+    if plan::create_pending(key, status) {
         let secret_key_id = held_value.is_some().then_some(held_id.as_deref()).flatten();
         if let Some((id, value)) = recover(key, ctx, provider, &uid, secret_key_id, status).await? {
             // Read back from the provider: written to the Secret below, like any held key.
@@ -404,6 +410,27 @@ async fn mint(
         }
     }
     revoke_previous(key, ctx, provider, status, Revoke::IfDue).await?;
+
+    let caps = provider.capabilities();
+    let now = ctx.clock.now();
+    if status.suspended.is_some() {
+        finish_revoke(key, ctx, provider, status).await?;
+        let usage = plan::usage_while_suspended(status, now);
+        let breaches = plan::breaches(key, hub, &usage, &caps);
+        if plan::suspension_reason(key, &breaches, &caps, now).is_some() {
+            return Ok(None);
+        }
+        status.suspended = None;
+        ctx.event(
+            key,
+            false,
+            "KeyRestored",
+            "Create",
+            "the key may work again and the provider cannot re-enable a revoked key: issuing a new one"
+                .into(),
+        )
+        .await;
+    }
 
     let record = match &status.key_id {
         Some(id) => provider.get_key(id).await?,
@@ -417,8 +444,12 @@ async fn mint(
             let tag = plan::name_tag(&record.name)
                 .map(str::to_owned)
                 .unwrap_or_else(|| new_tag(&uid));
-            let caps = provider.capabilities();
-            let now = ctx.clock.now();
+            let usage = plan::usage_status(&record.usage, plan::budget_reset_in_force(key, hub), now);
+            let breaches = plan::breaches(key, hub, &usage, &caps);
+            if let Some(why) = plan::suspension_reason(key, &breaches, &caps, now) {
+                suspend(key, ctx, provider, status, why).await?;
+                return Ok(Some(record.usage));
+            }
             let mut desired = plan::desired_settings(key, hub, &tag);
             let blocked = enforce(key, hub, &caps, &record.usage, now, &mut desired);
             let rotation = plan::rotation_due(key, status, now);
@@ -489,8 +520,55 @@ async fn mint(
     status.key_id = Some(record.id.clone());
     status.key_label = record.label.clone();
     status.fingerprint = Some(value.fingerprint());
-    status.expires_at = reported_expiry(key, &provider.capabilities(), &record);
-    Ok(record.usage)
+    status.expires_at = reported_expiry(key, &caps, &record);
+    Ok(Some(record.usage))
+}
+
+/// Stops a key the provider cannot disable by revoking it. The decision is recorded before the
+/// revocation: were the call's outcome lost, the next reconcile finishes it instead of taking the
+/// missing key for one to replace.
+async fn suspend(
+    key: &ApiKey,
+    ctx: &Arc<Context>,
+    provider: &DynProvider,
+    status: &mut ApiKeyStatus,
+    why: &str,
+) -> SyncResult<()> {
+    status.suspended = Some(Suspension {
+        reason: why.to_owned(),
+        since: ctx.clock.now().to_string(),
+        revoked_key_id: None,
+    });
+    let api = Api::<ApiKey>::namespaced(
+        ctx.client.clone(),
+        &key.namespace().ok_or(Error::MissingNamespace)?,
+    );
+    ctx.write_key_status(&api, key, None, status).await?;
+    // A rotated-out key still in its overlap must stop working too.
+    revoke_previous(key, ctx, provider, status, Revoke::Now).await?;
+    finish_revoke(key, ctx, provider, status).await
+}
+
+/// Revokes the key a suspension still records as live, then records it as revoked.
+async fn finish_revoke(
+    key: &ApiKey,
+    ctx: &Arc<Context>,
+    provider: &DynProvider,
+    status: &mut ApiKeyStatus,
+) -> SyncResult<()> {
+    let (Some(suspension), Some(id)) = (status.suspended.as_mut(), status.key_id.clone()) else {
+        return Ok(());
+    };
+    provider.delete_key(&id).await?;
+    let note = format!(
+        "the provider cannot disable keys, so key {id} was revoked ({}); a new key is issued when it may work again",
+        suspension.reason
+    );
+    suspension.revoked_key_id = Some(id);
+    status.key_id = None;
+    status.key_label = None;
+    ctx.event(key, false, "KeyBlocked", "Delete", note).await;
+    Ok(())
 }
 
 /// Mints a key with the crash-safe protocol, writes its Secret, and revokes the key it replaces.
@@ -512,17 +590,22 @@ async fn issue(
     // One previous key at a time: a key still in its overlap is revoked before another takes its place.
     revoke_previous(key, ctx, provider, status, Revoke::Now).await?;
     let tag = new_tag(&uid);
-    status.pending_create = Some(PendingCreate {
-        tag: tag.clone(),
-        reason: reason.to_owned(),
-    });
     let api = Api::<ApiKey>::namespaced(
         ctx.client.clone(),
         &key.namespace().ok_or(Error::MissingNamespace)?,
     );
     // Conditional on the version this decision was made from: a cache that missed an earlier marker
     // (the apiserver went away before its watch event arrived) must not mint a second key.
-    patch_status_at(&api, &key.name_any(), key.resource_version(), status).await?;
+    if key.finalizers().iter().any(|f| f == FINALIZER) {
+        status.pending_create = Some(PendingCreate {
+            tag: tag.clone(),
+            reason: reason.to_owned(),
+        });
+        ctx.write_key_status(&api, key, key.resource_version(), status)
+            .await?;
+    } else {
+        mark_first_issue(key, ctx, &api, &tag).await?;
+    }
     failpoint("before-provider-create");
 
     let caps = provider.capabilities();
@@ -565,19 +648,23 @@ async fn issue(
     }
     if previous.is_some() {
         // The old key must be on record before anything revokes it or lets its overlap run.
-        patch_status(&api, &key.name_any(), status).await?;
+        ctx.write_key_status(&api, key, None, status).await?;
         failpoint("after-status-write");
     }
     // A first key is recorded by the reconcile's final status write, one write fewer per key: a crash
-    // before it leaves the marker, and recovery adopts the key the Secret already holds.
-    ctx.event(
-        key,
-        false,
-        "KeyIssued",
-        "Create",
-        format!("provider key {} issued ({reason})", created.record.id),
-    )
-    .await;
+    // before it leaves the marker, and recovery adopts the key the Secret already holds. Nor does it
+    // get an Event: the Ready condition and `status.keyId` say it, and at ten thousand keys an Event
+    // each would be ten thousand writes nobody asked for. Every later key is announced.
+    if reason != "Create" {
+        ctx.event(
+            key,
+            false,
+            "KeyIssued",
+            "Create",
+            format!("provider key {} issued ({reason})", created.record.id),
+        )
+        .await;
+    }
 
     match previous {
         Some(old) if rotating => {
@@ -589,6 +676,31 @@ async fn issue(
         None => {}
     }
     Ok((created.record, created.value))
+}
+
+/// Adds the finalizer and the first key's crash-safety marker ([`plan::ISSUING_ANNOTATION`]) in one
+/// server-side apply, conditional on the version the decision to create was made from.
+async fn mark_first_issue(key: &ApiKey, ctx: &Context, api: &Api<ApiKey>, tag: &str) -> SyncResult<()> {
+    let body = serde_json::json!({
+        "apiVersion": <ApiKey as kube::Resource>::api_version(&()),
+        "kind": <ApiKey as kube::Resource>::kind(&()),
+        "metadata": {
+            "name": key.name_any(),
+            "resourceVersion": key.resource_version(),
+            "finalizers": [FINALIZER],
+            "annotations": { plan::ISSUING_ANNOTATION: tag },
+        },
+    });
+    let written = api
+        .patch(
+            &key.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(Error::kube("add the finalizer and the create marker"))?;
+    ctx.wrote(&key.uid().unwrap_or_default(), written.resource_version());
+    Ok(())
 }
 
 /// Finishes an interrupted create: adopts the key the Secret holds (or, where the provider can show a

@@ -220,4 +220,23 @@ pub struct ApiKeyStatus {
     /// A provider create in flight; see the crash-safety notes in the README.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_create: Option<PendingCreate>,
+    /// Set while keysmith keeps the key revoked because the provider cannot disable keys (`disable:
+    /// Operator` in `status.capabilities`) and the key must not work. A new key, with a new value, is
+    /// issued once that no longer holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
+}
+
+/// Why and since when an ApiKey has no working key on purpose.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspension {
+    /// `Disabled` (`spec.disabled`), `Expired` (`spec.expiresAt` passed) or `LimitExceeded` (a limit
+    /// only keysmith enforces was reached under `onLimitExceeded: Reject`).
+    pub reason: String,
+    /// When keysmith decided to revoke the key (RFC 3339).
+    pub since: String,
+    /// The provider key that was revoked; unset until the provider confirmed the revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_key_id: Option<String>,
 }

@@ -11,7 +11,7 @@ mod status;
 
 pub use api_key::{
     ApiKey, ApiKeySpec, ApiKeyStatus, DeletionPolicy, HubRef, ImportSpec, OnLimitExceeded, RestartTarget,
-    Rotation, WorkloadKind,
+    Rotation, Suspension, WorkloadKind,
 };
 pub use common::{SecretDataKeys, SecretKeyRef, SecretSpec};
 pub use limits::{Budget, BudgetReset, Limits, ModelLimit, RateLimit, RequestLimits};
