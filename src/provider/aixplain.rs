@@ -42,7 +42,7 @@ impl AixplainClient {
     /// credentials, query or fragment.
     pub fn new(base_url: &str, team_key: SecretValue, transport: Transport) -> Result<Self> {
         Ok(Self {
-            base: endpoint::base_url(base_url)?,
+            base: endpoint::parse(base_url, "the endpoint")?,
             team_key,
             transport,
         })

@@ -63,8 +63,8 @@ impl AnthropicClient {
         transport: Transport,
     ) -> Result<Self> {
         Ok(Self {
-            base: endpoint::base_url(base_url)?,
-            inference: endpoint::base_url(inference_url)?,
+            base: endpoint::parse(base_url, "the endpoint")?,
+            inference: endpoint::parse(inference_url, "the inference endpoint")?,
             admin_key,
             workspace_id: workspace_id.filter(|id| !id.trim().is_empty()),
             transport,

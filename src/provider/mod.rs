@@ -3,7 +3,6 @@
 
 pub mod aixplain;
 pub mod anthropic;
-mod base_url;
 pub mod defaults;
 pub mod digitalocean;
 pub mod endpoint;
