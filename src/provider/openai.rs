@@ -40,7 +40,7 @@ use self::{
 };
 use super::{
     AccountInfo, CreatedKey, Error, ImportedKeyInfo, KeyRecord, KeySettings, KeyUsage, ProviderClient,
-    Result, SecretValue,
+    Result, SecretValue, endpoint,
     http::{Call, Response, Transport},
 };
 use crate::crd::{Capabilities, Enforcement, OpenAiHub};
@@ -95,8 +95,8 @@ impl OpenAiClient {
         transport: Transport,
     ) -> Result<Self> {
         Ok(Self {
-            base: parse_base(base_url)?,
-            inference: parse_base(inference_url)?,
+            base: endpoint::parse(base_url, "the endpoint")?,
+            inference: endpoint::parse(inference_url, "the inference endpoint")?,
             admin_key,
             hub,
             transport,
@@ -119,7 +119,7 @@ impl OpenAiClient {
         let project = self.project()?;
         let mut all = vec!["organization", "projects", project];
         all.extend_from_slice(segments);
-        join(&self.base, &all)
+        endpoint::join(&self.base, &all)
     }
 
     /// An idempotent call authenticated with the admin key.
@@ -186,7 +186,7 @@ impl OpenAiClient {
         let mut buckets = Vec::new();
         let mut page: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut url = join(&self.base, path)?;
+            let mut url = endpoint::join(&self.base, path)?;
             {
                 let mut pairs = url.query_pairs_mut();
                 for (name, value) in query {
@@ -393,39 +393,6 @@ async fn send(
         .await
 }
 
-/// An absolute `http`/`https` base URL without credentials, query or fragment.
-fn parse_base(text: &str) -> Result<Url> {
-    // The text is not echoed while unparsed: it could embed credentials.
-    let base = Url::parse(text.trim())
-        .map_err(|err| Error::Config(format!("the endpoint is not a valid URL: {err}")))?;
-    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() || base.host().is_none() {
-        return Err(Error::Config(format!(
-            "endpoint {text:?} must be an http or https URL"
-        )));
-    }
-    if !base.username().is_empty() || base.password().is_some() {
-        // Not echoed: the URL itself holds a credential.
-        return Err(Error::Config(
-            "the endpoint URL must not embed credentials".into(),
-        ));
-    }
-    if base.query().is_some() || base.fragment().is_some() {
-        return Err(Error::Config(format!(
-            "endpoint {text:?} must not have a query or fragment"
-        )));
-    }
-    Ok(base)
-}
-
-fn join(base: &Url, segments: &[&str]) -> Result<Url> {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| Error::Config("the endpoint URL cannot take a path".into()))?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
-}
-
 fn to_json(body: impl serde::Serialize) -> Result<serde_json::Value> {
     // Only names and numbers go in; a failure says nothing about key values.
     serde_json::to_value(body).map_err(|_| Error::Config("the request body could not be encoded".into()))
@@ -612,7 +579,7 @@ impl ProviderClient for OpenAiClient {
                 message: "the imported key is an admin key, which cannot call models".into(),
             });
         }
-        let url = join(&self.inference, &["models"])?;
+        let url = endpoint::join(&self.inference, &["models"])?;
         send(
             &self.transport,
             Call::idempotent(error_message),
