@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
 use crate::{
+    clock::Clock,
     crd::{ModelHub, Provider},
     metrics::Metrics,
     provider::{
@@ -36,7 +37,21 @@ pub trait ProviderFactory: Send + Sync {
 
 /// The real clients.
 #[derive(Debug, Default)]
-pub struct DefaultProviderFactory;
+pub struct DefaultProviderFactory {
+    /// "Now" for clients that compute report windows from the current time (OpenAI, Anthropic):
+    /// real time, except in tests that move keysmith's clock and their simulators' together.
+    clock: Clock,
+}
+
+impl DefaultProviderFactory {
+    /// A factory whose clients take "now" from `clock`; share it with the controller's [`Context`]
+    /// (and any simulator) so that all of them agree on the time.
+    ///
+    /// [`Context`]: super::Context
+    pub fn with_clock(clock: Clock) -> Self {
+        Self { clock }
+    }
+}
 
 impl ProviderFactory for DefaultProviderFactory {
     fn build(&self, hub: &ModelHub, credential: Option<SecretValue>) -> provider::Result<DynProvider> {
@@ -70,9 +85,10 @@ impl ProviderFactory for DefaultProviderFactory {
                 // host as the Admin API.
                 let inference = hub.spec.inference_endpoint.as_deref().unwrap_or(endpoint);
                 let workspace = hub.spec.anthropic.as_ref().and_then(|a| a.workspace_id.clone());
-                Ok(Arc::new(AnthropicClient::new(
-                    endpoint, inference, credential, workspace, transport,
-                )?))
+                Ok(Arc::new(
+                    AnthropicClient::new(endpoint, inference, credential, workspace, transport)?
+                        .with_clock(self.clock.clone()),
+                ))
             }
             Provider::Digitalocean => {
                 let endpoint = hub
@@ -108,13 +124,16 @@ impl ProviderFactory for DefaultProviderFactory {
                     .inference_endpoint
                     .as_deref()
                     .unwrap_or(openai::DEFAULT_INFERENCE_ENDPOINT);
-                Ok(Arc::new(OpenAiClient::new(
-                    endpoint,
-                    inference,
-                    credential,
-                    hub.spec.openai.clone(),
-                    transport,
-                )?))
+                Ok(Arc::new(
+                    OpenAiClient::new(
+                        endpoint,
+                        inference,
+                        credential,
+                        hub.spec.openai.clone(),
+                        transport,
+                    )?
+                    .with_clock(self.clock.clone()),
+                ))
             }
             Provider::Google => {
                 let settings = hub.spec.google.as_ref();

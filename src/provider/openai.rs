@@ -43,7 +43,10 @@ use super::{
     Result, SecretValue, endpoint,
     http::{Call, Response, Transport},
 };
-use crate::crd::{Capabilities, Enforcement, OpenAiHub};
+use crate::{
+    clock::Clock,
+    crd::{Capabilities, Enforcement, OpenAiHub},
+};
 
 /// OpenAI's public Administration API.
 pub const DEFAULT_ENDPOINT: &str = "https://api.openai.com/v1";
@@ -80,6 +83,9 @@ pub struct OpenAiClient {
     /// Service account id → its key. A service account's key never changes, and the service account
     /// object does not name it, so each is looked up once (by listing the project's keys) and kept.
     key_refs: Mutex<HashMap<String, KeyRef>>,
+    /// "Now" for the usage windows (day, week, month): keysmith's clock, so that tests moving it
+    /// across a window boundary move the reports asked for too.
+    clock: Clock,
 }
 
 impl OpenAiClient {
@@ -101,7 +107,15 @@ impl OpenAiClient {
             hub,
             transport,
             key_refs: Mutex::new(HashMap::new()),
+            clock: Clock::new(),
         })
+    }
+
+    /// The same client, taking "now" for usage windows from `clock` instead of real time.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// `spec.openai.projectId`, which every management call needs.
@@ -218,7 +232,7 @@ impl OpenAiClient {
     /// Spend of key `key_id` from its creation day (all-time, month, week, day), and today's requests
     /// and tokens: one costs report and one completions report, each usually a single page.
     async fn usage(&self, key_id: &str, created_at: Option<Timestamp>) -> Result<KeyUsage> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let windows = Windows::at(now);
         let earliest = windows.week.min(windows.month);
         // Without a creation time only the current windows are read, and the all-time total is unknown.
