@@ -19,7 +19,7 @@ use crate::{
         anthropic::{self, AnthropicClient},
         digitalocean::{self, DigitalOceanClient},
         google::{self, GoogleClient, GoogleSettings},
-        http::{HttpConfig, Transport},
+        http::{HttpConfig, Pause, Pauses, Transport},
         instrumented::Instrumented,
         openai::{self, OpenAiClient},
         openrouter::{self, OpenRouterClient},
@@ -41,6 +41,9 @@ pub struct DefaultProviderFactory {
     /// "Now" for clients that compute report windows from the current time (OpenAI, Anthropic):
     /// real time, except in tests that move keysmith's clock and their simulators' together.
     clock: Clock,
+    /// The `Retry-After` pauses, one per provider API and management credential: a provider limits
+    /// the credential, so hubs sharing one (or a hub whose client is rebuilt) share its pause.
+    pauses: Pauses,
 }
 
 impl DefaultProviderFactory {
@@ -49,7 +52,10 @@ impl DefaultProviderFactory {
     ///
     /// [`Context`]: super::Context
     pub fn with_clock(clock: Clock) -> Self {
-        Self { clock }
+        Self {
+            clock,
+            pauses: Pauses::default(),
+        }
     }
 }
 
@@ -60,8 +66,20 @@ impl ProviderFactory for DefaultProviderFactory {
             config.requests_per_second = limit.requests_per_second;
             config.burst = limit.burst.unwrap_or(1);
         }
-        let transport = Transport::new(config)?;
         let credential = credential.unwrap_or_else(|| SecretValue::new(""));
+        // Without a management credential the calls present each imported key itself: nothing to
+        // share with other hubs.
+        let pause = if credential.expose().is_empty() {
+            Pause::default()
+        } else {
+            self.pauses.get(&format!(
+                "{}\n{}\n{}",
+                hub.spec.provider.as_str(),
+                hub.spec.endpoint.as_deref().unwrap_or_default().trim(),
+                credential.fingerprint()
+            ))
+        };
+        let transport = Transport::with_pause(config, pause)?;
         match hub.spec.provider {
             Provider::Openrouter => {
                 let endpoint = hub
