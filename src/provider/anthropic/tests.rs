@@ -411,7 +411,7 @@ async fn usage_windows_follow_the_clock_the_client_is_given() {
     let fixture = Fixture::new().await;
     let clock = fixture.sim.clock();
     clock.set("2024-03-15T12:00:00Z".parse().unwrap());
-    let (id, _) = fixture.sim.add_console_key("k", Some("wrkspc_1".into()));
+    let (id, _) = fixture.sim.add_console_key("k", Some("wrkspc_1"));
     fixture.sim.record_usage(MessagesUsage {
         api_key_id: Some(id.clone()),
         model: "claude-haiku-4-5".into(),
