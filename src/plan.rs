@@ -10,7 +10,7 @@ use kube::{Resource, ResourceExt, api::ObjectMeta};
 use crate::{
     crd::{
         ApiKey, BudgetReset, Capabilities, EffectiveBudget, EffectiveLimits, EffectiveModelLimit,
-        EffectiveRate, EffectiveValue, Enforcement, LimitSource, ModelHub, Usage,
+        EffectiveRate, EffectiveValue, Enforcement, LimitSource, ModelHub, RateLimit, Usage,
     },
     provider::{KeyRecord, KeySettings, KeyUsage, SecretValue},
 };
@@ -214,7 +214,8 @@ fn effective_budget(key: &ApiKey, hub: &ModelHub) -> Option<(crate::crd::Budget,
 }
 
 /// The settings the provider should hold for `key`. `onLimitExceeded: UseAnyway` leaves the budget
-/// out at the provider so the key keeps working; keysmith still reports the overrun.
+/// out at the provider so the key keeps working; keysmith still reports the overrun. A rate limit over
+/// a minute or a day is sent as requests per minute or per day (see [`fold_rate_limit`]).
 pub fn desired_settings(key: &ApiKey, hub: &ModelHub, tag: &str) -> KeySettings {
     let budget = effective_budget(key, hub).map(|(b, _)| b);
     let enforce = key.spec.on_limit_exceeded.unwrap_or_default() == crate::crd::OnLimitExceeded::Reject;
@@ -222,6 +223,9 @@ pub fn desired_settings(key: &ApiKey, hub: &ModelHub, tag: &str) -> KeySettings 
         .as_ref()
         .and_then(|b| b.reset)
         .filter(|r| *r != BudgetReset::Never);
+    let mut limits = effective_key_limits(key, hub);
+    let other_rate_limit =
+        effective_rate_limit(key, hub).and_then(|(rate, _)| fold_rate_limit(&mut limits, rate));
     KeySettings {
         name: provider_key_name(&display_name(key), tag),
         disabled: key.spec.disabled.unwrap_or(false),
@@ -229,9 +233,38 @@ pub fn desired_settings(key: &ApiKey, hub: &ModelHub, tag: &str) -> KeySettings 
         limit_reset: if enforce { limit_reset } else { None },
         include_byok: budget.as_ref().and_then(|b| b.include_byok).unwrap_or(false),
         expires_at: key.spec.expires_at.as_deref().and_then(|t| t.parse().ok()),
-        limits: effective_key_limits(key, hub),
+        limits,
+        other_rate_limit,
         model_limits: effective_model_limits(key, hub),
     }
+}
+
+/// `spec.rateLimit`, else the hub's default, with where it came from.
+pub fn effective_rate_limit(key: &ApiKey, hub: &ModelHub) -> Option<(RateLimit, LimitSource)> {
+    key.spec
+        .rate_limit
+        .clone()
+        .map(|r| (r, LimitSource::Spec))
+        .or_else(|| {
+            hub.spec
+                .defaults
+                .as_ref()
+                .and_then(|d| d.rate_limit.clone())
+                .map(|r| (r, LimitSource::HubDefault))
+        })
+}
+
+/// Folds a request rate over exactly a minute or a day into `limits`, where it is the same limit as
+/// requests per minute or per day (the stricter of the two wins), so a provider that holds those
+/// really enforces it. Returns the rate when its interval is neither, for the provider to refuse.
+pub fn fold_rate_limit(limits: &mut crate::crd::Limits, rate: RateLimit) -> Option<RateLimit> {
+    let slot = match rate.interval_seconds {
+        60 => &mut limits.requests_per_minute,
+        86_400 => &mut limits.requests_per_day,
+        _ => return Some(rate),
+    };
+    *slot = Some(slot.map_or(rate.requests, |v| v.min(rate.requests)));
+    None
 }
 
 /// The key-wide request and token limits: each from the spec, else from the hub's defaults.
@@ -309,7 +342,8 @@ pub fn key_change(
             && (!same_limit
                 || have.limit_reset != desired.limit_reset
                 || have.include_byok != desired.include_byok))
-        || (held(caps.rate_limits) && have.limits != desired.limits)
+        || (held(caps.rate_limits)
+            && (have.limits != desired.limits || have.other_rate_limit != desired.other_rate_limit))
         || (held(caps.model_limits) && sorted(&have.model_limits) != sorted(&desired.model_limits));
     if changed {
         KeyChange::Update
@@ -379,17 +413,7 @@ pub fn effective_limits(key: &ApiKey, hub: &ModelHub, caps: &Capabilities) -> Ef
             enforcement: caps.budget,
         });
     }
-    let rate = key
-        .spec
-        .rate_limit
-        .clone()
-        .map(|r| (r, LimitSource::Spec))
-        .or_else(|| {
-            defaults
-                .and_then(|d| d.rate_limit.clone())
-                .map(|r| (r, LimitSource::HubDefault))
-        });
-    out.rate_limit = rate.map(|(r, source)| EffectiveRate {
+    out.rate_limit = effective_rate_limit(key, hub).map(|(r, source)| EffectiveRate {
         requests: r.requests,
         interval_seconds: r.interval_seconds,
         source,

@@ -106,6 +106,63 @@ fn use_anyway_keeps_the_budget_off_the_provider() {
 }
 
 #[test]
+fn a_rate_limit_over_a_minute_or_a_day_tightens_requests_per_minute_or_per_day() {
+    let h = hub(serde_json::json!({"rateLimit": {"requests": 100, "intervalSeconds": 86400}}));
+    let k = key(serde_json::json!({"limits": {"requestsPerMinute": 20}}));
+    let s = desired_settings(&k, &h, "t");
+    assert_eq!(
+        (s.limits.requests_per_minute, s.limits.requests_per_day),
+        (Some(20), Some(100))
+    );
+    assert_eq!(s.other_rate_limit, None);
+    // The stricter of the two wins, whichever field says it.
+    for (requests, expected) in [(10, 10), (30, 20)] {
+        let k = key(serde_json::json!({
+            "limits": {"requestsPerMinute": 20},
+            "rateLimit": {"requests": requests, "intervalSeconds": 60},
+        }));
+        let s = desired_settings(&k, &h, "t");
+        assert_eq!(s.limits.requests_per_minute, Some(expected));
+        // The key's own rate replaces the hub's daily default.
+        assert_eq!(s.limits.requests_per_day, None);
+    }
+    let k = key(serde_json::json!({"rateLimit": {"requests": 5, "intervalSeconds": 10}}));
+    let s = desired_settings(&k, &h, "t");
+    assert_eq!(s.limits, crate::crd::Limits::default());
+    assert_eq!(
+        s.other_rate_limit,
+        Some(RateLimit {
+            requests: 5,
+            interval_seconds: 10
+        })
+    );
+}
+
+#[test]
+fn a_rate_limit_no_provider_can_hold_always_looks_changed_where_rate_limits_are_held() {
+    let k = key(serde_json::json!({"rateLimit": {"requests": 5, "intervalSeconds": 10}}));
+    let desired = desired_settings(&k, &hub(serde_json::json!(null)), "t");
+    let record = KeyRecord {
+        id: "h".into(),
+        name: desired.name.clone(),
+        label: None,
+        settings: KeySettings {
+            other_rate_limit: None,
+            ..desired.clone()
+        },
+        usage: KeyUsage::default(),
+    };
+    // Sent, so the provider refuses it rather than keysmith dropping it unseen.
+    let caps = all_provider_capabilities();
+    assert_eq!(key_change(&record, &desired, &caps, true), KeyChange::Update);
+    let advisory = Capabilities {
+        rate_limits: Enforcement::Advisory,
+        ..caps
+    };
+    assert_eq!(key_change(&record, &desired, &advisory, true), KeyChange::None);
+}
+
+#[test]
 fn key_change_detects_updates_and_reissues() {
     let k = key(serde_json::json!({"budget": {"limitUsd": 10.0}}));
     let desired = desired_settings(&k, &hub(serde_json::json!(null)), "t");

@@ -76,7 +76,7 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
         };
         let ctx = Context::new(
             client,
-            Arc::new(DefaultProviderFactory),
+            Arc::new(DefaultProviderFactory::default()),
             settings,
             metrics.clone(),
         );

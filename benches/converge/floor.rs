@@ -51,7 +51,7 @@ struct Shared {
 impl Floor {
     /// Starts `concurrency` workers for ApiKeys of `hub`.
     pub fn start(client: Client, hub: ModelHub, concurrency: usize) -> Result<Self> {
-        let provider = DefaultProviderFactory
+        let provider = DefaultProviderFactory::default()
             .build(&hub, Some(SecretValue::new(MANAGEMENT_KEY)))
             .map_err(|e| format!("cannot build the provider client: {e}"))?;
         let base_url = hub.spec.inference_endpoint.clone().unwrap_or_default();

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
 use crate::{
+    clock::Clock,
     crd::{ModelHub, Provider},
     metrics::Metrics,
     provider::{
@@ -18,7 +19,7 @@ use crate::{
         anthropic::{self, AnthropicClient},
         digitalocean::{self, DigitalOceanClient},
         google::{self, GoogleClient, GoogleSettings},
-        http::{HttpConfig, Transport},
+        http::{HttpConfig, Pause, Pauses, Transport},
         instrumented::Instrumented,
         openai::{self, OpenAiClient},
         openrouter::{self, OpenRouterClient},
@@ -36,7 +37,27 @@ pub trait ProviderFactory: Send + Sync {
 
 /// The real clients.
 #[derive(Debug, Default)]
-pub struct DefaultProviderFactory;
+pub struct DefaultProviderFactory {
+    /// "Now" for clients that compute report windows from the current time (OpenAI, Anthropic):
+    /// real time, except in tests that move keysmith's clock and their simulators' together.
+    clock: Clock,
+    /// The `Retry-After` pauses, one per provider API and management credential: a provider limits
+    /// the credential, so hubs sharing one (or a hub whose client is rebuilt) share its pause.
+    pauses: Pauses,
+}
+
+impl DefaultProviderFactory {
+    /// A factory whose clients take "now" from `clock`; share it with the controller's [`Context`]
+    /// (and any simulator) so that all of them agree on the time.
+    ///
+    /// [`Context`]: super::Context
+    pub fn with_clock(clock: Clock) -> Self {
+        Self {
+            clock,
+            pauses: Pauses::default(),
+        }
+    }
+}
 
 impl ProviderFactory for DefaultProviderFactory {
     fn build(&self, hub: &ModelHub, credential: Option<SecretValue>) -> provider::Result<DynProvider> {
@@ -45,8 +66,20 @@ impl ProviderFactory for DefaultProviderFactory {
             config.requests_per_second = limit.requests_per_second;
             config.burst = limit.burst.unwrap_or(1);
         }
-        let transport = Transport::new(config)?;
         let credential = credential.unwrap_or_else(|| SecretValue::new(""));
+        // Without a management credential the calls present each imported key itself: nothing to
+        // share with other hubs.
+        let pause = if credential.expose().is_empty() {
+            Pause::default()
+        } else {
+            self.pauses.get(&format!(
+                "{}\n{}\n{}",
+                hub.spec.provider.as_str(),
+                hub.spec.endpoint.as_deref().unwrap_or_default().trim(),
+                credential.fingerprint()
+            ))
+        };
+        let transport = Transport::with_pause(config, pause)?;
         match hub.spec.provider {
             Provider::Openrouter => {
                 let endpoint = hub
@@ -70,9 +103,10 @@ impl ProviderFactory for DefaultProviderFactory {
                 // host as the Admin API.
                 let inference = hub.spec.inference_endpoint.as_deref().unwrap_or(endpoint);
                 let workspace = hub.spec.anthropic.as_ref().and_then(|a| a.workspace_id.clone());
-                Ok(Arc::new(AnthropicClient::new(
-                    endpoint, inference, credential, workspace, transport,
-                )?))
+                Ok(Arc::new(
+                    AnthropicClient::new(endpoint, inference, credential, workspace, transport)?
+                        .with_clock(self.clock.clone()),
+                ))
             }
             Provider::Digitalocean => {
                 let endpoint = hub
@@ -108,13 +142,16 @@ impl ProviderFactory for DefaultProviderFactory {
                     .inference_endpoint
                     .as_deref()
                     .unwrap_or(openai::DEFAULT_INFERENCE_ENDPOINT);
-                Ok(Arc::new(OpenAiClient::new(
-                    endpoint,
-                    inference,
-                    credential,
-                    hub.spec.openai.clone(),
-                    transport,
-                )?))
+                Ok(Arc::new(
+                    OpenAiClient::new(
+                        endpoint,
+                        inference,
+                        credential,
+                        hub.spec.openai.clone(),
+                        transport,
+                    )?
+                    .with_clock(self.clock.clone()),
+                ))
             }
             Provider::Google => {
                 let settings = hub.spec.google.as_ref();

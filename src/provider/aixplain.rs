@@ -42,7 +42,7 @@ impl AixplainClient {
     /// credentials, query or fragment.
     pub fn new(base_url: &str, team_key: SecretValue, transport: Transport) -> Result<Self> {
         Ok(Self {
-            base: endpoint::base_url(base_url)?,
+            base: endpoint::parse(base_url, "the endpoint")?,
             team_key,
             transport,
         })
@@ -188,6 +188,12 @@ fn check_supported(settings: &KeySettings) -> Result<()> {
             "budget.includeByok (aiXplain has no bring-your-own-key spend)",
         ));
     }
+    // A rate over a minute or a day arrives folded into `limits` and goes out as `rpm`/`rpd`.
+    if settings.other_rate_limit.is_some() {
+        return Err(Error::Unsupported(
+            "a rateLimit whose intervalSeconds is neither 60 nor 86400 (aiXplain holds requests per minute and per day)",
+        ));
+    }
     Ok(())
 }
 
@@ -202,7 +208,9 @@ impl ProviderClient for AixplainClient {
         Capabilities {
             // `budget` on the key, a lifetime cap aiXplain enforces (resetting budgets are refused).
             budget: Enforcement::Provider,
-            // `globalLimits` rpm/rpd/tpm/tpd on the key.
+            // `globalLimits` rpm/rpd/tpm/tpd on the key: `spec.limits`, and `spec.rateLimit` over a
+            // minute or a day, which `plan::desired_settings` folds into rpm or rpd (other intervals
+            // are refused, see `check_supported`).
             rate_limits: Enforcement::Provider,
             // `assetsLimits`: rpm/rpd/tpm/tpd per model id.
             model_limits: Enforcement::Provider,

@@ -19,7 +19,10 @@ use super::{
     Result, SecretValue, endpoint,
     http::{Call, Response, Transport},
 };
-use crate::crd::{Capabilities, Enforcement};
+use crate::{
+    clock::Clock,
+    crd::{Capabilities, Enforcement},
+};
 
 /// Anthropic's API, for the Admin API and the models alike.
 pub const DEFAULT_ENDPOINT: &str = "https://api.anthropic.com";
@@ -48,6 +51,9 @@ pub struct AnthropicClient {
     admin_key: SecretValue,
     workspace_id: Option<String>,
     transport: Transport,
+    /// "Now" for the usage and cost windows: keysmith's clock, so that tests moving it across a
+    /// window boundary move the reports asked for too.
+    clock: Clock,
 }
 
 impl AnthropicClient {
@@ -63,12 +69,20 @@ impl AnthropicClient {
         transport: Transport,
     ) -> Result<Self> {
         Ok(Self {
-            base: endpoint::base_url(base_url)?,
-            inference: endpoint::base_url(inference_url)?,
+            base: endpoint::parse(base_url, "the endpoint")?,
+            inference: endpoint::parse(inference_url, "the inference endpoint")?,
             admin_key,
             workspace_id: workspace_id.filter(|id| !id.trim().is_empty()),
             transport,
+            clock: Clock::new(),
         })
+    }
+
+    /// The same client, taking "now" for the usage and cost windows from `clock` instead of real time.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn admin_url(&self, tail: &[&str]) -> Result<Url> {
@@ -177,7 +191,7 @@ impl AnthropicClient {
 
     /// The key's tokens and spend from the usage and cost reports (see `spend.rs`).
     async fn usage_of(&self, key: &WireKey) -> Result<KeyUsage> {
-        let now = jiff::Timestamp::now();
+        let now = self.clock.now();
         let start = spend::window_start(now);
         let mut filters = vec![
             ("group_by[]", "api_key_id"),

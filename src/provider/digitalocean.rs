@@ -18,7 +18,7 @@ use reqwest::{Method, Url};
 use self::wire::{Info, Models, Page, RenameRequest, Revealed, error_message};
 use super::{
     AccountInfo, CreatedKey, Error, ImportedKeyInfo, KeyRecord, KeySettings, ProviderClient, Result,
-    SecretValue, base_url,
+    SecretValue, endpoint,
     http::{Call, Response, Transport},
 };
 use crate::crd::{Capabilities, Enforcement};
@@ -60,8 +60,8 @@ impl DigitalOceanClient {
         transport: Transport,
     ) -> Result<Self> {
         Ok(Self {
-            base: base_url::parse(base_url, "the endpoint")?,
-            inference: base_url::parse(inference_url, "the inference endpoint")?,
+            base: endpoint::parse(base_url, "the endpoint")?,
+            inference: endpoint::parse(inference_url, "the inference endpoint")?,
             token,
             transport,
         })
@@ -70,7 +70,7 @@ impl DigitalOceanClient {
     /// The model API keys collection, or one key (and a sub-resource) within it.
     fn keys_url(&self, rest: &[&str]) -> Result<Url> {
         let segments: Vec<&str> = KEYS_PATH.iter().chain(rest).copied().collect();
-        base_url::join(&self.base, &segments)
+        endpoint::join(&self.base, &segments)
     }
 
     /// A call authenticated with the API token. Every management call used here may be repeated:
@@ -210,7 +210,7 @@ impl ProviderClient for DigitalOceanClient {
     /// `GET {inference}/models` with the key itself: DigitalOcean's cheap check that a model key
     /// works. Its answer says nothing about the key, so nothing else is learnt.
     async fn inspect_imported(&self, value: &SecretValue) -> Result<ImportedKeyInfo> {
-        let url = base_url::join(&self.inference, &["models"])?;
+        let url = endpoint::join(&self.inference, &["models"])?;
         send(&self.transport, Method::GET, url, None, value)
             .await?
             .json::<Models>()?;

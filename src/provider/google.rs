@@ -28,7 +28,7 @@ use self::{
 };
 use super::{
     AccountInfo, CreatedKey, Error, ImportedKeyInfo, KeyRecord, KeySettings, ProviderClient, Result,
-    SecretValue,
+    SecretValue, endpoint,
     http::{Call, Response, Transport},
 };
 use crate::crd::{Capabilities, Enforcement};
@@ -108,12 +108,16 @@ impl GoogleClient {
     /// A client from the hub's settings and its credential: a service-account JSON key, or an empty
     /// value for an import-only hub. Fails with [`Error::Config`] when a URL or the key is unusable.
     pub fn new(settings: GoogleSettings, credential: &SecretValue, transport: Transport) -> Result<Self> {
-        let api = base_url(settings.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT))?;
-        let inference = base_url(
+        let api = endpoint::parse(
+            settings.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT),
+            "the endpoint",
+        )?;
+        let inference = endpoint::parse(
             settings
                 .inference_endpoint
                 .as_deref()
                 .unwrap_or(DEFAULT_INFERENCE_ENDPOINT),
+            "the inference endpoint",
         )?;
         let account = if credential.expose().trim().is_empty() {
             None
@@ -131,12 +135,13 @@ impl GoogleClient {
         }
         let auth = match account {
             Some(account) => {
-                let endpoint = settings
+                let token_endpoint = settings
                     .token_endpoint
                     .clone()
                     .or_else(|| account.token_uri.clone())
                     .unwrap_or_else(|| DEFAULT_TOKEN_ENDPOINT.to_owned());
-                Some(TokenSource::new(account, base_url(&endpoint)?, transport.clone()))
+                let token_url = endpoint::parse(&token_endpoint, "the token endpoint")?;
+                Some(TokenSource::new(account, token_url, transport.clone()))
             }
             None => None,
         };
@@ -163,7 +168,7 @@ impl GoogleClient {
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url> {
-        join(&self.api, segments)
+        endpoint::join(&self.api, segments)
     }
 
     fn project(&self) -> Result<&str> {
@@ -414,36 +419,6 @@ fn is_segment(text: &str) -> bool {
     !text.is_empty() && text != "." && text != ".." && !text.contains(['/', '?', '#', '\\'])
 }
 
-fn join(base: &Url, segments: &[&str]) -> Result<Url> {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| Error::Config("the endpoint URL cannot take a path".into()))?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
-}
-
-/// An absolute `http`/`https` URL without credentials, query or fragment.
-fn base_url(text: &str) -> Result<Url> {
-    // The text is not echoed while unparsed: it could embed credentials.
-    let url = Url::parse(text.trim())
-        .map_err(|err| Error::Config(format!("an endpoint is not a valid URL: {err}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() || url.host().is_none() {
-        return Err(Error::Config(format!(
-            "endpoint {text:?} must be an http or https URL"
-        )));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::Config("an endpoint URL must not embed credentials".into()));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::Config(format!(
-            "endpoint {text:?} must not have a query or fragment"
-        )));
-    }
-    Ok(url)
-}
-
 fn to_json(body: impl serde::Serialize) -> Result<Value> {
     serde_json::to_value(body).map_err(|_| Error::Config("the request body could not be encoded".into()))
 }
@@ -629,7 +604,7 @@ impl ProviderClient for GoogleClient {
     /// Calls `GET {inference}/models` with the key in `x-goog-api-key`. Google answers an unknown or
     /// deleted key with 400 `API_KEY_INVALID`, read here as unauthorized.
     async fn inspect_imported(&self, value: &SecretValue) -> Result<ImportedKeyInfo> {
-        let mut url = join(&self.inference, &["models"])?;
+        let mut url = endpoint::join(&self.inference, &["models"])?;
         url.query_pairs_mut().append_pair("pageSize", "1");
         let result = self
             .transport

@@ -10,7 +10,8 @@
 //! messages are reduced to the provider's own message, passed through [`sanitize`].
 
 use std::{
-    sync::{Arc, Mutex, PoisonError},
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, Weak},
     time::Duration,
 };
 
@@ -151,6 +152,36 @@ pub fn decode_error(err: &serde_json::Error) -> Error {
     Error::Decode(format!("{kind} at line {} column {}", err.line(), err.column()))
 }
 
+/// Until when the provider asked a credential to stay away (a 429's `Retry-After`). Clones share one
+/// pause. The provider limits the credential, not keysmith's hub, so every transport that presents
+/// the same credential to the same API must share it (see [`Pauses`]): hubs that share an admin key
+/// would otherwise send while another hub's 429 still applies.
+#[derive(Clone, Debug, Default)]
+pub struct Pause {
+    until: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Hands out one [`Pause`] per key (the caller's choice, e.g. provider, endpoint and credential
+/// fingerprint). Only weak references are kept, so a pause is forgotten with its last transport.
+#[derive(Debug, Default)]
+pub struct Pauses {
+    by_key: Mutex<HashMap<String, Weak<Mutex<Option<Instant>>>>>,
+}
+
+impl Pauses {
+    /// The pause shared by every caller asking with `key` while any of them still holds it.
+    pub fn get(&self, key: &str) -> Pause {
+        let mut by_key = self.by_key.lock().unwrap_or_else(PoisonError::into_inner);
+        by_key.retain(|_, until| until.strong_count() > 0);
+        if let Some(until) = by_key.get(key).and_then(Weak::upgrade) {
+            return Pause { until };
+        }
+        let pause = Pause::default();
+        by_key.insert(key.to_owned(), Arc::downgrade(&pause.until));
+        pause
+    }
+}
+
 /// The shared HTTP transport of one hub. Cheap to clone; clones share the connection pool, the rate
 /// limiter and any pause a 429 imposed.
 #[derive(Clone)]
@@ -162,8 +193,8 @@ struct Inner {
     client: reqwest::Client,
     config: HttpConfig,
     bucket: TokenBucket,
-    /// Until when the provider asked the hub (not just one call) to stay away.
-    paused_until: Mutex<Option<Instant>>,
+    /// Until when the provider asked this transport's credential (not just one call) to stay away.
+    pause: Pause,
 }
 
 impl std::fmt::Debug for Transport {
@@ -175,8 +206,14 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// A transport with its own connection pool and rate limiter.
+    /// A transport with its own connection pool, rate limiter and pause.
     pub fn new(config: HttpConfig) -> Result<Self> {
+        Self::with_pause(config, Pause::default())
+    }
+
+    /// A transport with its own connection pool and rate limiter that honours `pause`, shared with
+    /// other transports presenting the same credential.
+    pub fn with_pause(config: HttpConfig, pause: Pause) -> Result<Self> {
         if !(config.requests_per_second.is_finite() && config.requests_per_second > 0.0) {
             return Err(Error::Config(
                 "requests per second must be a positive number".into(),
@@ -208,7 +245,7 @@ impl Transport {
                 client,
                 config,
                 bucket,
-                paused_until: Mutex::new(None),
+                pause,
             }),
         })
     }
@@ -242,6 +279,9 @@ impl Transport {
         loop {
             self.wait_for_pause()?.await;
             self.inner.bucket.acquire().await;
+            // A 429 may have reached another call while this one waited for its token; checked again
+            // right before sending, so no request leaves after the provider asked for a pause.
+            self.wait_for_pause()?.await;
             let request = build(&self.inner.client).build().map_err(|_| build_error())?;
             let outcome = self.attempt(request, call).await;
             let failure = match outcome {
@@ -294,7 +334,8 @@ impl Transport {
     fn wait_for_pause(&self) -> Result<tokio::time::Sleep> {
         let until = *self
             .inner
-            .paused_until
+            .pause
+            .until
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
@@ -313,7 +354,8 @@ impl Transport {
         let until = Instant::now() + wait.min(MAX_PAUSE);
         let mut paused = self
             .inner
-            .paused_until
+            .pause
+            .until
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if paused.is_none_or(|current| current < until) {
@@ -770,6 +812,38 @@ mod tests {
             assert!(matches!(Transport::new(config), Err(Error::Config(_))));
         }
         assert!(Transport::new(HttpConfig::default()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_pause_from_one_transport_holds_back_every_transport_sharing_it() {
+        let pauses = Pauses::default();
+        let config = HttpConfig {
+            max_retry_after: Duration::from_secs(30),
+            ..HttpConfig::default()
+        };
+        let hub_a = Transport::with_pause(config.clone(), pauses.get("openai|admin")).unwrap();
+        let hub_b = Transport::with_pause(config.clone(), pauses.get("openai|admin")).unwrap();
+        let other = Transport::with_pause(config, pauses.get("openai|other")).unwrap();
+        // Longer than a call may wait, so a transport that sees the pause fails fast.
+        hub_a.pause_for(Duration::from_secs(60));
+        for transport in [&hub_a, &hub_b] {
+            assert!(matches!(
+                transport.wait_for_pause(),
+                Err(Error::RateLimited { .. })
+            ));
+        }
+        assert!(other.wait_for_pause().is_ok());
+    }
+
+    #[test]
+    fn a_pause_is_forgotten_with_its_last_transport() {
+        let pauses = Pauses::default();
+        let first = pauses.get("k");
+        *first.until.lock().unwrap() = Some(Instant::now() + Duration::from_secs(60));
+        assert!(pauses.get("k").until.lock().unwrap().is_some());
+        drop(first);
+        assert!(pauses.get("k").until.lock().unwrap().is_none());
+        assert_eq!(pauses.by_key.lock().unwrap().len(), 1);
     }
 
     #[test]

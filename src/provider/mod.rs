@@ -3,7 +3,6 @@
 
 pub mod aixplain;
 pub mod anthropic;
-mod base_url;
 pub mod defaults;
 pub mod digitalocean;
 pub mod endpoint;
@@ -23,7 +22,7 @@ use jiff::Timestamp;
 pub use error::Error;
 pub use secret_value::SecretValue;
 
-use crate::crd::{BudgetReset, Capabilities, Limits, ModelLimit, ModelUsage};
+use crate::crd::{BudgetReset, Capabilities, Limits, ModelLimit, ModelUsage, RateLimit};
 
 /// Result of a provider call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -44,7 +43,14 @@ pub struct KeySettings {
     /// Expiry, if any.
     pub expires_at: Option<Timestamp>,
     /// Request and token limits for the key as a whole, for providers that enforce them per key.
+    /// `spec.rateLimit` over exactly a minute or a day is folded in here (see
+    /// [`crate::plan::desired_settings`]).
     pub limits: Limits,
+    /// `spec.rateLimit` (else the hub's default) when its interval is neither a minute nor a day, so
+    /// it could not be folded into `limits`. No provider holds a request rate over another interval:
+    /// a provider whose `rate_limits` capability is `Provider` refuses this with
+    /// [`Error::Unsupported`] rather than drop it, and its records never carry one.
+    pub other_rate_limit: Option<RateLimit>,
     /// Per-model limits, for providers that enforce them per key.
     pub model_limits: Vec<ModelLimit>,
 }

@@ -40,10 +40,13 @@ use self::{
 };
 use super::{
     AccountInfo, CreatedKey, Error, ImportedKeyInfo, KeyRecord, KeySettings, KeyUsage, ProviderClient,
-    Result, SecretValue,
+    Result, SecretValue, endpoint,
     http::{Call, Response, Transport},
 };
-use crate::crd::{Capabilities, Enforcement, OpenAiHub};
+use crate::{
+    clock::Clock,
+    crd::{Capabilities, Enforcement, OpenAiHub},
+};
 
 /// OpenAI's public Administration API.
 pub const DEFAULT_ENDPOINT: &str = "https://api.openai.com/v1";
@@ -80,6 +83,9 @@ pub struct OpenAiClient {
     /// Service account id → its key. A service account's key never changes, and the service account
     /// object does not name it, so each is looked up once (by listing the project's keys) and kept.
     key_refs: Mutex<HashMap<String, KeyRef>>,
+    /// "Now" for the usage windows (day, week, month): keysmith's clock, so that tests moving it
+    /// across a window boundary move the reports asked for too.
+    clock: Clock,
 }
 
 impl OpenAiClient {
@@ -95,13 +101,21 @@ impl OpenAiClient {
         transport: Transport,
     ) -> Result<Self> {
         Ok(Self {
-            base: parse_base(base_url)?,
-            inference: parse_base(inference_url)?,
+            base: endpoint::parse(base_url, "the endpoint")?,
+            inference: endpoint::parse(inference_url, "the inference endpoint")?,
             admin_key,
             hub,
             transport,
             key_refs: Mutex::new(HashMap::new()),
+            clock: Clock::new(),
         })
+    }
+
+    /// The same client, taking "now" for usage windows from `clock` instead of real time.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// `spec.openai.projectId`, which every management call needs.
@@ -119,7 +133,7 @@ impl OpenAiClient {
         let project = self.project()?;
         let mut all = vec!["organization", "projects", project];
         all.extend_from_slice(segments);
-        join(&self.base, &all)
+        endpoint::join(&self.base, &all)
     }
 
     /// An idempotent call authenticated with the admin key.
@@ -186,7 +200,7 @@ impl OpenAiClient {
         let mut buckets = Vec::new();
         let mut page: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut url = join(&self.base, path)?;
+            let mut url = endpoint::join(&self.base, path)?;
             {
                 let mut pairs = url.query_pairs_mut();
                 for (name, value) in query {
@@ -218,7 +232,7 @@ impl OpenAiClient {
     /// Spend of key `key_id` from its creation day (all-time, month, week, day), and today's requests
     /// and tokens: one costs report and one completions report, each usually a single page.
     async fn usage(&self, key_id: &str, created_at: Option<Timestamp>) -> Result<KeyUsage> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let windows = Windows::at(now);
         let earliest = windows.week.min(windows.month);
         // Without a creation time only the current windows are read, and the all-time total is unknown.
@@ -391,39 +405,6 @@ async fn send(
             }
         })
         .await
-}
-
-/// An absolute `http`/`https` base URL without credentials, query or fragment.
-fn parse_base(text: &str) -> Result<Url> {
-    // The text is not echoed while unparsed: it could embed credentials.
-    let base = Url::parse(text.trim())
-        .map_err(|err| Error::Config(format!("the endpoint is not a valid URL: {err}")))?;
-    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() || base.host().is_none() {
-        return Err(Error::Config(format!(
-            "endpoint {text:?} must be an http or https URL"
-        )));
-    }
-    if !base.username().is_empty() || base.password().is_some() {
-        // Not echoed: the URL itself holds a credential.
-        return Err(Error::Config(
-            "the endpoint URL must not embed credentials".into(),
-        ));
-    }
-    if base.query().is_some() || base.fragment().is_some() {
-        return Err(Error::Config(format!(
-            "endpoint {text:?} must not have a query or fragment"
-        )));
-    }
-    Ok(base)
-}
-
-fn join(base: &Url, segments: &[&str]) -> Result<Url> {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| Error::Config("the endpoint URL cannot take a path".into()))?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
 }
 
 fn to_json(body: impl serde::Serialize) -> Result<serde_json::Value> {
@@ -612,7 +593,7 @@ impl ProviderClient for OpenAiClient {
                 message: "the imported key is an admin key, which cannot call models".into(),
             });
         }
-        let url = join(&self.inference, &["models"])?;
+        let url = endpoint::join(&self.inference, &["models"])?;
         send(
             &self.transport,
             Call::idempotent(error_message),

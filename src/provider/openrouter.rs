@@ -14,7 +14,7 @@ use tracing::warn;
 use self::wire::{CreateRequest, Created, Credits, CurrentKey, Data, UpdateRequest, WireKey, error_message};
 use super::{
     AccountInfo, CreatedKey, Error, ImportedKeyInfo, KeyRecord, KeySettings, ProviderClient, Result,
-    SecretValue,
+    SecretValue, endpoint,
     http::{Call, Transport},
 };
 use crate::crd::{Capabilities, Enforcement};
@@ -46,25 +46,7 @@ impl OpenRouterClient {
     /// `http://127.0.0.1:PORT/api/v1`). Fails with [`Error::Config`] unless `base_url` is an
     /// absolute `http`/`https` URL without credentials, query or fragment.
     pub fn new(base_url: &str, management_key: SecretValue, transport: Transport) -> Result<Self> {
-        // The text is not echoed while unparsed: it could embed credentials.
-        let base = Url::parse(base_url.trim())
-            .map_err(|err| Error::Config(format!("the endpoint is not a valid URL: {err}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() || base.host().is_none() {
-            return Err(Error::Config(format!(
-                "endpoint {base_url:?} must be an http or https URL"
-            )));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            // Not echoed: the URL itself holds a credential.
-            return Err(Error::Config(
-                "the endpoint URL must not embed credentials".into(),
-            ));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(Error::Config(format!(
-                "endpoint {base_url:?} must not have a query or fragment"
-            )));
-        }
+        let base = endpoint::parse(base_url, "the endpoint")?;
         Ok(Self {
             base,
             management_key,
@@ -75,12 +57,7 @@ impl OpenRouterClient {
     /// `base` followed by `segments`, each percent-encoded, so an identifier can never escape its
     /// path segment.
     fn url(&self, segments: &[&str]) -> Result<Url> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| Error::Config("the endpoint URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        endpoint::join(&self.base, segments)
     }
 
     /// An idempotent call authenticated with the management key.

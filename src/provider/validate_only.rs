@@ -16,7 +16,7 @@ pub use self::wire::ModelsShape;
 use self::wire::{ModelsError, error_message, model_count};
 use super::{
     AccountInfo, CreatedKey, Error, ImportedKeyInfo, KeyRecord, KeySettings, ProviderClient, Result,
-    SecretValue, base_url,
+    SecretValue, endpoint,
     http::{Call, Transport, decode_error},
 };
 use crate::crd::{Capabilities, Enforcement};
@@ -90,7 +90,7 @@ impl ValidateOnlyClient {
         };
         Ok(Self {
             flavor,
-            inference: base_url::parse(text, "the inference endpoint")?,
+            inference: endpoint::parse(text, "the inference endpoint")?,
             credential: credential.filter(|value| !value.expose().trim().is_empty()),
             transport,
         })
@@ -98,7 +98,7 @@ impl ValidateOnlyClient {
 
     /// `GET {inference}/models` with `key`: the server lists its models only for a key it accepts.
     async fn check(&self, key: &SecretValue) -> Result<usize> {
-        let url = base_url::join(&self.inference, &["models"])?;
+        let url = endpoint::join(&self.inference, &["models"])?;
         let response = self
             .transport
             .send(Call::idempotent(error_message), |client| {

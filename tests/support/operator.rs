@@ -189,9 +189,11 @@ impl Scene {
             error_backoff_base: Duration::from_millis(500),
         };
         let metrics = Arc::new(keysmith::metrics::Metrics::default());
+        // The clients take "now" from the same clock, so the report windows they ask the
+        // simulators for are the ones the simulators (and the controller) are in.
         let ctx = Context::with_clock(
             self.ns.client.clone(),
-            Arc::new(DefaultProviderFactory),
+            Arc::new(DefaultProviderFactory::with_clock(clock.clone())),
             settings,
             metrics,
             clock,

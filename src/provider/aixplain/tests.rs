@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use super::*;
 use crate::{
-    crd::{BudgetReset, Limits, ModelLimit},
+    crd::{ApiKey, ApiKeySpec, BudgetReset, Limits, ModelHub, ModelHubSpec, ModelLimit, RateLimit},
     provider::http::HttpConfig,
     simulator::{
         RunningSim,
@@ -163,6 +163,51 @@ async fn creating_a_key_reveals_its_value_once_with_every_limit_in_place() {
     }
 }
 
+/// `spec.rateLimit` reaches aiXplain as `rpm` (or `rpd`), is read back, and then matches what
+/// keysmith wants, so the key is not updated on every look.
+#[tokio::test]
+async fn a_spec_rate_limit_per_minute_or_day_is_sent_as_rpm_or_rpd_and_read_back() {
+    let fixture = Fixture::new().await;
+    let hub = ModelHub::new(
+        "hub",
+        serde_json::from_value::<ModelHubSpec>(serde_json::json!({"provider": "aixplain"})).unwrap(),
+    );
+    let caps = fixture.client.capabilities();
+    for (interval, rpm, rpd) in [(60, Some(30), Some(1000)), (86_400, None, Some(30))] {
+        let spec: ApiKeySpec = serde_json::from_value(serde_json::json!({
+            "hubRef": {"name": "hub"},
+            "limits": {"requestsPerDay": 1000},
+            "rateLimit": {"requests": 30, "intervalSeconds": interval},
+        }))
+        .unwrap();
+        let mut key = ApiKey::new("app", spec);
+        key.metadata.namespace = Some("team-a".into());
+        let wanted = crate::plan::desired_settings(&key, &hub, &format!("ks:u1/{interval}"));
+
+        let created = fixture.client.create_key(&wanted).await.unwrap();
+        let sim_limits = fixture
+            .sim
+            .key(&created.record.id)
+            .unwrap()
+            .global_limits
+            .unwrap();
+        assert_eq!((sim_limits.rpm, sim_limits.rpd), (rpm, rpd), "{interval}");
+
+        let fetched = fixture.client.get_key(&created.record.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                fetched.settings.limits.requests_per_minute,
+                fetched.settings.limits.requests_per_day
+            ),
+            (rpm, rpd)
+        );
+        assert_eq!(
+            crate::plan::key_change(&fetched, &wanted, &caps, true),
+            crate::plan::KeyChange::None
+        );
+    }
+}
+
 #[tokio::test]
 async fn what_aixplain_cannot_hold_is_refused_before_anything_is_sent() {
     let fixture = Fixture::new().await;
@@ -179,6 +224,13 @@ async fn what_aixplain_cannot_hold_is_refused_before_anything_is_sent() {
         KeySettings {
             include_byok: true,
             ..settings("byok")
+        },
+        KeySettings {
+            other_rate_limit: Some(RateLimit {
+                requests: 5,
+                interval_seconds: 10,
+            }),
+            ..settings("every ten seconds")
         },
     ];
     for case in &cases {

@@ -404,6 +404,29 @@ async fn a_key_alone_in_its_workspace_reports_tokens_and_spend_in_usd() {
     assert!((haiku.usd.unwrap() - 1.2345).abs() < 1e-9);
 }
 
+/// Usage recorded on a day the simulator's clock was moved to is today's for a client on that clock,
+/// while one on real time asks for other windows and sees none of it.
+#[tokio::test]
+async fn usage_windows_follow_the_clock_the_client_is_given() {
+    let fixture = Fixture::new().await;
+    let clock = fixture.sim.clock();
+    clock.set("2024-03-15T12:00:00Z".parse().unwrap());
+    let (id, _) = fixture.sim.add_console_key("k", Some("wrkspc_1"));
+    fixture.sim.record_usage(MessagesUsage {
+        api_key_id: Some(id.clone()),
+        model: "claude-haiku-4-5".into(),
+        output_tokens: 40,
+        cost_cents: Some(25.0),
+        ..Default::default()
+    });
+    let on_clock = fixture.client(ADMIN, None).with_clock(clock.clone());
+    let usage = on_clock.get_key(&id).await.unwrap().unwrap().usage;
+    assert_eq!(usage.tokens_today, Some(40));
+    assert!((usage.daily_usd.unwrap() - 0.25).abs() < 1e-9, "{usage:?}");
+    let on_real_time = fixture.client.get_key(&id).await.unwrap().unwrap().usage;
+    assert_ne!(on_real_time.tokens_today, Some(40));
+}
+
 #[tokio::test]
 async fn spend_shared_with_the_console_in_the_default_workspace_is_not_guessed() {
     let fixture = Fixture::new().await;

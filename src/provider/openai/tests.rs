@@ -457,6 +457,37 @@ async fn usage_adds_up_costs_and_completions_of_the_key_alone() {
     assert_eq!(fixture.requests("GET", "/usage/completions"), 1);
 }
 
+/// Usage recorded on a day the simulator's clock was moved to is today's for a client on that clock,
+/// while one on real time asks for other windows and sees none of it.
+#[tokio::test]
+async fn usage_windows_follow_the_clock_the_client_is_given() {
+    let fixture = Fixture::new().await;
+    let clock = fixture.sim.clock();
+    clock.set("2024-03-15T12:00:00Z".parse().unwrap());
+    let on_clock = fixture.client_with(ADMIN).with_clock(clock.clone());
+    let created = on_clock.create_key(&named("dated")).await.unwrap();
+    let key = fixture
+        .sim
+        .service_account(DEFAULT_PROJECT_ID, &created.record.id)
+        .unwrap()
+        .key_id
+        .unwrap();
+    let windows = Windows::at(clock.now());
+    assert!(
+        fixture
+            .sim
+            .record_usage(Usage::new(&key, "gpt-4o", 3.0).requests(2).at(windows.day))
+    );
+    let usage = on_clock.get_key(&created.record.id).await.unwrap().unwrap().usage;
+    assert_eq!((usage.daily_usd, usage.requests_today), (Some(3.0), Some(2)));
+    // On real time the client asks for windows the simulator has not reached (it refuses them).
+    let on_real_time = fixture.client.get_key(&created.record.id).await;
+    assert!(
+        !matches!(&on_real_time, Ok(Some(record)) if record.usage.daily_usd == Some(3.0)),
+        "{on_real_time:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_costs_report_of_an_old_key_is_read_across_pages() {
     let fixture = Fixture::new().await;
