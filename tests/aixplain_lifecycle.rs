@@ -236,16 +236,26 @@ async fn what_aixplain_cannot_hold_is_refused_with_a_condition_and_mints_nothing
     )
     .await;
     env.apply_key("off", spec(json!({"disabled": true}))).await;
-    for name in ["monthly", "off"] {
-        let key = env
-            .wait_key(name, "Unsupported", |k| {
-                key_ready(k).is_some_and(|(s, r)| s == "False" && r == "Unsupported")
-            })
-            .await;
-        let stalled = condition(key.status.as_ref().map(|s| &s.conditions), "Stalled");
-        assert_eq!(stalled.map(|(s, _)| s).as_deref(), Some("True"));
-        assert_eq!(env.sim.live_key_count_named_with(&key.uid().unwrap()), 0);
-    }
+    let key = env
+        .wait_key("monthly", "Unsupported", |k| {
+            key_ready(k).is_some_and(|(s, r)| s == "False" && r == "Unsupported")
+        })
+        .await;
+    let stalled = condition(key.status.as_ref().map(|s| &s.conditions), "Stalled");
+    assert_eq!(stalled.map(|(s, _)| s).as_deref(), Some("True"));
+    assert_eq!(env.sim.live_key_count_named_with(&key.uid().unwrap()), 0);
+    // aiXplain keys cannot be disabled, so a key disabled from the start is simply not issued.
+    let key = env
+        .wait_key("off", "KeyDisabled", |k| {
+            key_ready(k).is_some_and(|(s, r)| s == "False" && r == "KeyDisabled")
+        })
+        .await;
+    let suspended = key.status.as_ref().and_then(|s| s.suspended.clone()).unwrap();
+    assert_eq!(
+        (suspended.reason.as_str(), suspended.revoked_key_id),
+        ("Disabled", None)
+    );
+    assert_eq!(env.sim.live_key_count_named_with(&key.uid().unwrap()), 0);
     let hub = env.wait_hub("ax", "capabilities", |h| h.status.is_some()).await;
     let caps = hub.status.unwrap().capabilities.unwrap();
     assert_eq!(
@@ -257,7 +267,7 @@ async fn what_aixplain_cannot_hold_is_refused_with_a_condition_and_mints_nothing
             Enforcement::Provider
         )
     );
-    assert_eq!(caps.disable, Enforcement::Unsupported);
+    assert_eq!(caps.disable, Enforcement::Operator);
 }
 
 #[tokio::test]

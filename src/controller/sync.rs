@@ -495,6 +495,23 @@ async fn mint(
             }
         }
         (record, _) => {
+            // A key that must not work and cannot be disabled is not issued (or, live but unheld, is
+            // revoked): it is issued once it may work.
+            let usage = plan::usage_while_suspended(status, now);
+            let breaches = plan::breaches(key, hub, &usage, &caps);
+            if let Some(why) = plan::suspension_reason(key, &breaches, &caps, now) {
+                if record.is_some() {
+                    suspend(key, ctx, provider, status, why).await?;
+                } else {
+                    status.key_id = None;
+                    status.suspended = Some(Suspension {
+                        reason: why.to_owned(),
+                        since: now.to_string(),
+                        revoked_key_id: None,
+                    });
+                }
+                return Ok(None);
+            }
             // No key yet, the key vanished at the provider, or the Secret lost its value: a new key is
             // the only way to deliver one (the old value cannot be read back).
             let reason = if status.key_id.is_none() {

@@ -218,8 +218,10 @@ impl ProviderClient for AixplainClient {
             request_limits: Enforcement::Advisory,
             // `expiresAt`, changed in place by `PUT`.
             expiry: Enforcement::Provider,
-            // No disabled state on a key; a disabled spec is refused (see `check_supported`).
-            disable: Enforcement::Unsupported,
+            // No disabled state on a key, but keys can be deleted: keysmith stops a key by revoking
+            // it and issues a new one when it may work again (the client itself refuses `disabled`,
+            // see `check_supported`).
+            disable: Enforcement::Operator,
             // `name` in `PUT`.
             rename: Enforcement::Provider,
             // `usage-limits`: today's requests and tokens, overall and per model (no spend).

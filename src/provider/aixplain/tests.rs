@@ -574,7 +574,7 @@ fn the_client_debug_output_hides_the_team_key() {
 }
 
 #[test]
-fn capabilities_say_aixplain_enforces_limits_and_expiry_but_cannot_disable() {
+fn capabilities_say_aixplain_enforces_limits_and_expiry_and_keysmith_disables_by_revoking() {
     let transport = Transport::new(HttpConfig::default()).unwrap();
     let client = AixplainClient::new(DEFAULT_ENDPOINT, SecretValue::new(TEAM), transport).unwrap();
     let caps = client.capabilities();
@@ -587,7 +587,7 @@ fn capabilities_say_aixplain_enforces_limits_and_expiry_but_cannot_disable() {
             Enforcement::Provider
         )
     );
-    assert_eq!(caps.disable, Enforcement::Unsupported);
+    assert_eq!(caps.disable, Enforcement::Operator);
     assert_eq!(caps.request_limits, Enforcement::Advisory);
     assert_eq!(caps.rotation, Enforcement::Operator);
 }
