@@ -458,3 +458,89 @@ fn restart_targets_roll_once_per_new_key_and_never_for_the_first() {
     let without = key(serde_json::json!({}));
     assert_eq!(restart_plan(&without, &status), RestartPlan::Nothing);
 }
+
+#[test]
+fn a_key_is_suspended_only_where_the_provider_cannot_disable_it() {
+    let now = ts("2026-11-22T12:00:00Z");
+    let mut k = key(serde_json::json!({"budget": {"limitUsd": 2.0, "reset": "Daily"}}));
+    let h = hub(serde_json::json!(null));
+    let over = Usage {
+        current_usd: Some(2.5),
+        ..Default::default()
+    };
+    let revoking = Capabilities {
+        budget: Enforcement::Operator,
+        expiry: Enforcement::Operator,
+        disable: Enforcement::Operator,
+        ..all_provider_capabilities()
+    };
+    let breached = breaches(&k, &h, &over, &revoking);
+    assert_eq!(
+        suspension_reason(&k, &breached, &revoking, now),
+        Some("LimitExceeded")
+    );
+    assert_eq!(suspension_reason(&k, &[], &revoking, now), None);
+    // The provider disables keys itself: keysmith switches the key off instead of revoking it.
+    assert_eq!(
+        suspension_reason(&k, &breached, &all_provider_capabilities(), now),
+        None
+    );
+    k.spec.on_limit_exceeded = Some(OnLimitExceeded::UseAnyway);
+    assert_eq!(
+        suspension_reason(&k, &breached, &revoking, now),
+        None,
+        "UseAnyway keeps it"
+    );
+    k.spec.expires_at = Some("2026-11-22T11:00:00Z".into());
+    assert_eq!(suspension_reason(&k, &[], &revoking, now), Some("Expired"));
+    k.spec.disabled = Some(true);
+    assert_eq!(
+        suspension_reason(&k, &[], &revoking, now),
+        Some("Disabled"),
+        "the spec comes first"
+    );
+}
+
+#[test]
+fn a_suspended_key_is_judged_by_its_last_usage_until_that_window_resets() {
+    let status = crate::crd::ApiKeyStatus {
+        usage: Some(Usage {
+            current_usd: Some(2.5),
+            window_resets_at: Some("2026-11-23T00:00:00Z".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let before = usage_while_suspended(&status, ts("2026-11-22T23:59:59Z"));
+    assert_eq!(before.current_usd, Some(2.5));
+    let after = usage_while_suspended(&status, ts("2026-11-23T00:00:00Z"));
+    assert_eq!(after, Usage::default());
+}
+
+#[test]
+fn the_first_key_marker_is_pending_until_status_records_a_key() {
+    let mut k = key(serde_json::json!({}));
+    let mut status = crate::crd::ApiKeyStatus::default();
+    assert!(first_key_pending(&k));
+    assert!(!create_pending(&k, &status), "no marker, nothing pending");
+    k.metadata.annotations = Some([(ISSUING_ANNOTATION.to_owned(), "ks:0b5c-uid/n1".to_owned())].into());
+    assert!(
+        create_pending(&k, &status),
+        "marked and not recorded: a key may exist"
+    );
+    status.key_id = Some("k1".into());
+    assert!(!create_pending(&k, &status), "recorded: the marker is spent");
+    status.key_id = None;
+    status.suspended = Some(crate::crd::Suspension::default());
+    assert!(!create_pending(&k, &status), "no key on purpose");
+    k.status = Some(crate::crd::ApiKeyStatus {
+        key_id: Some("k1".into()),
+        ..Default::default()
+    });
+    assert!(!first_key_pending(&k));
+    let imported = key(serde_json::json!({"import": {"secretRef": {"name": "s", "key": "k"}}}));
+    assert!(
+        !first_key_pending(&imported),
+        "imports get their finalizer on its own"
+    );
+}

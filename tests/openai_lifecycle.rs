@@ -47,8 +47,13 @@ impl std::ops::Deref for OpenAi {
 
 impl OpenAi {
     async fn new(prefix: &str) -> Self {
+        Self::on_clock(prefix, Clock::new()).await
+    }
+
+    /// The same, with the simulator on `clock` (start the operator on it too).
+    async fn on_clock(prefix: &str, clock: Clock) -> Self {
         let scene = Scene::new(prefix).await;
-        let sim = OpenAiSim::new([ADMIN_KEY.to_owned()], Clock::new());
+        let sim = OpenAiSim::new([ADMIN_KEY.to_owned()], clock);
         let running = sim.spawn().await.unwrap();
         scene
             .apply_secret("openai-admin", json!({"key": ADMIN_KEY}))
@@ -588,4 +593,79 @@ async fn a_key_openai_cannot_disable_is_revoked_and_a_new_one_is_issued_when_it_
     assert!(key.status.unwrap().suspended.is_none());
     let live: Vec<_> = env.accounts_of(&uid).into_iter().filter(|a| !a.deleted).collect();
     assert_eq!(live.len(), 1, "one live service account: {live:?}");
+}
+
+/// A key revoked over a daily budget comes back as one new key at UTC midnight, though the operator
+/// is down when the window resets.
+#[tokio::test]
+async fn a_key_revoked_over_its_daily_budget_is_reissued_once_at_midnight_across_a_restart() {
+    let clock = Clock::starting_at("2026-11-23T23:50:00Z".parse().unwrap());
+    let mut env = OpenAi::on_clock("oai-reset", clock.clone()).await;
+    env.scene.start_operator_with_clock(clock.clone());
+    env.apply_hub("oai", json!({})).await;
+    env.apply_key(
+        "k",
+        json!({"hubRef": {"name": "oai"}, "onLimitExceeded": "Reject",
+               "budget": {"limitUsd": 1.0, "reset": "Daily"}}),
+    )
+    .await;
+    let key = env.wait_key("k", "Ready", is_ready).await;
+    let uid = key.uid().unwrap();
+    let first = status_key_id(&key).unwrap();
+    let project_key = env.account(&first).key_id.unwrap();
+    assert!(env.sim.record_usage(Usage::new(&project_key, "gpt-4o-mini", 1.5)));
+    let key = env
+        .wait_key("k", "revoked over the daily budget", |k| {
+            key_ready(k) == Some(("False".into(), "LimitExceeded".into()))
+                && k.status.as_ref().is_some_and(|s| s.suspended.is_some())
+        })
+        .await;
+    assert!(env.account(&first).deleted);
+    assert_eq!(
+        key.status.unwrap().usage.unwrap().window_resets_at.as_deref(),
+        Some("2026-11-24T00:00:00Z")
+    );
+
+    // Still refused a minute before midnight, on a running operator.
+    clock.set("2026-11-23T23:59:00Z".parse().unwrap());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let key = env.ns.api::<ApiKey>().get("k").await.unwrap();
+    assert!(status_key_id(&key).is_none(), "no new key before the reset");
+
+    // Down across the reset; on its return, one new key.
+    env.scene.stop_operator();
+    clock.set("2026-11-24T00:00:30Z".parse().unwrap());
+    env.scene.start_operator_with_clock(clock.clone());
+    let key = env
+        .wait_key("k", "Ready with a new key after midnight", |k| {
+            is_ready(k) && status_key_id(k).is_some_and(|id| id != first)
+        })
+        .await;
+    assert!(key.status.unwrap().suspended.is_none());
+    // The new key's own spend, polled from OpenAI: a new day, a new key, nothing spent.
+    env.wait_key("k", "the new key's spend", |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.usage.as_ref())
+            .and_then(|u| u.current_usd)
+            == Some(0.0)
+    })
+    .await;
+    // Settled: exactly one restore, one live service account of two ever made.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let accounts = env.accounts_of(&uid);
+    assert_eq!(accounts.len(), 2, "{accounts:?}");
+    assert_eq!(accounts.iter().filter(|a| !a.deleted).count(), 1);
+    let events = env
+        .ns
+        .api::<k8s_openapi::api::core::v1::Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let restored = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("KeyRestored"))
+        .count();
+    assert_eq!(restored, 1, "restored exactly once");
 }

@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
@@ -103,14 +104,17 @@ pub fn error_policy(key: Arc<ApiKey>, err: &Error, ctx: Arc<Context>) -> Action 
 async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Result<Action> {
     // Events that change none of the inputs (above all, keysmith's own status writes) must not poll the
     // provider again before the object is due: otherwise a key whose spend moves would loop.
-    let inputs = inputs_fingerprint(&key, ctx).await?;
+    let (hub, secret) = read_inputs(&key, ctx).await?;
+    let spec_and_hub = inputs_fingerprint(&key, hub.as_ref());
+    let inputs = format!("{spec_and_hub}|{:?}", secret_version(secret.as_ref()));
     let uid = key.uid().unwrap_or_default();
     if let Some(wait) = ctx.not_due(&uid, &inputs) {
         return Ok(requeue(wait));
     }
     let before = key.status.clone().unwrap_or_default();
     let mut status = before.clone();
-    let outcome = sync::sync(&key, ctx, &mut status).await;
+    let secret_before = ctx.secret_written(&uid);
+    let outcome = sync::sync(&key, ctx, &mut status, hub, secret).await;
     let now = ctx.now();
     let generation = key.metadata.generation;
     status.observed_generation = generation;
@@ -168,22 +172,25 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     if status != before {
         ctx.write_key_status(api, &key, None, &status).await?;
     }
+    // keysmith's own Secret write is no new input: the reconcile its event brings can rest.
+    let written = ctx.secret_written(&uid);
+    let inputs = match written {
+        Some(version) if written != secret_before => {
+            format!("{spec_and_hub}|{:?}", Some(version.as_str()))
+        }
+        _ => inputs,
+    };
     ctx.remember(&uid, inputs, delay);
     Ok(requeue(delay))
 }
 
 /// What a reconcile depends on besides time: the spec (generation), the rotate request, the Secret
 /// and the hub's spec and readiness. Status and usage are outputs, so they are left out.
-async fn inputs_fingerprint(key: &ApiKey, ctx: &Context) -> Result<String> {
-    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
-    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &ns)
-        .get_metadata_opt(&plan::secret_name(key))
-        .await
-        .map_err(Error::kube("get Secret metadata"))?;
-    let hub = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&key.spec.hub_ref.name)
-        .await
-        .map_err(Error::kube("get ModelHub"))?;
+fn secret_version(secret: Option<&Secret>) -> Option<&str> {
+    secret.and_then(|s| s.metadata.resource_version.as_deref())
+}
+
+fn inputs_fingerprint(key: &ApiKey, hub: Option<&ModelHub>) -> String {
     let hub_state = hub.map(|h| {
         let ready = h
             .status
@@ -195,13 +202,62 @@ async fn inputs_fingerprint(key: &ApiKey, ctx: &Context) -> Result<String> {
             ready.map(|c| (c.status, c.reason))
         )
     });
-    Ok(format!(
-        "{:?}|{:?}|{:?}|{:?}",
+    format!(
+        "{:?}|{:?}|{:?}",
         key.metadata.generation,
         key.annotations().get(plan::ROTATE_ANNOTATION),
-        secret.and_then(|s| s.metadata.resource_version),
         hub_state,
-    ))
+    )
+}
+
+/// The target Secret. A cache that missed keysmith's own write would make a held key look lost and
+/// have it replaced, so the watch cache is trusted only when it shows the version keysmith last
+/// wrote (a later change by someone else brings its own reconcile); otherwise the read goes to etcd.
+async fn read_secret(key: &ApiKey, ctx: &Context, ns: &str) -> Result<Option<Secret>> {
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+    let name = plan::secret_name(key);
+    if let Some(written) = ctx.secret_written(&key.uid().unwrap_or_default()) {
+        match secrets.get_with(&name, &kube::api::GetParams::any()).await {
+            Ok(secret) if secret.metadata.resource_version.as_deref() == Some(written.as_str()) => {
+                return Ok(Some(secret));
+            }
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            Err(source) => {
+                return Err(Error::Kube {
+                    context: "get Secret",
+                    source,
+                });
+            }
+        }
+    }
+    secrets.get_opt(&name).await.map_err(Error::kube("get Secret"))
+}
+
+/// The hub and the Secret, read once per reconcile: for the fingerprint, and then for the sync.
+async fn read_inputs(key: &ApiKey, ctx: &Context) -> Result<(Option<ModelHub>, Option<Secret>)> {
+    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+    let (hub, secret) = futures::try_join!(
+        async {
+            // From the API server's watch cache (`resourceVersion=0`): no etcd round trip, and never
+            // older than the watch event that brought this reconcile. A hub a moment stale is
+            // harmless; its next change triggers another reconcile.
+            let hubs = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns);
+            match hubs
+                .get_with(&key.spec.hub_ref.name, &kube::api::GetParams::any())
+                .await
+            {
+                Ok(hub) => Ok(Some(hub)),
+                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+                Err(source) => Err(Error::Kube {
+                    context: "get ModelHub",
+                    source,
+                }),
+            }
+        },
+        read_secret(key, ctx, &ns),
+    )?;
+    Ok((hub, secret))
 }
 
 fn report_synced(

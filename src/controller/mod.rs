@@ -128,6 +128,8 @@ pub struct Context {
     /// one of them comes from a cache that has not caught up with that reconcile's last write, whose
     /// own event is on its way; acting on it would redo work (a marker seen again means a recovery).
     superseded: Mutex<HashMap<String, Vec<String>>>,
+    /// Per object uid: the version of its Secret keysmith last wrote.
+    secret_writes: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -164,6 +166,7 @@ impl Context {
             due: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
             superseded: Mutex::new(HashMap::new()),
+            secret_writes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -210,6 +213,7 @@ impl Context {
     pub fn forget(&self, uid: &str) {
         self.due.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
         self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.wrote_secret(uid, None);
         self.superseded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -230,6 +234,24 @@ impl Context {
                 .or_default()
                 .push(version);
         }
+    }
+
+    /// Records that keysmith wrote the Secret of `uid`, producing `version`.
+    pub fn wrote_secret(&self, uid: &str, version: Option<String>) {
+        let mut writes = self.secret_writes.lock().unwrap_or_else(|p| p.into_inner());
+        match version {
+            Some(version) => writes.insert(uid.to_owned(), version),
+            None => writes.remove(uid),
+        };
+    }
+
+    /// The version of the Secret of `uid` that keysmith last wrote, if it wrote one since it started.
+    pub fn secret_written(&self, uid: &str) -> Option<String> {
+        self.secret_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .cloned()
     }
 
     /// Ends the bookkeeping of a reconcile of `uid`: every version it wrote but its last is superseded.

@@ -285,10 +285,16 @@ async fn read_credential(kube: &Client, hub: &ModelHub) -> Result<SecretValue, H
         .as_ref()
         .ok_or(HubClientError::NoCredentialsRef)?;
     let ns = hub.namespace().unwrap_or_default();
-    let secret = Api::<Secret>::namespaced(kube.clone(), &ns)
-        .get_opt(&reference.name)
+    // Read on every reconcile of every key of the hub, so from the API server's watch cache
+    // (`resourceVersion=0`) rather than etcd: a credential a moment old is still the right one.
+    let secret = match Api::<Secret>::namespaced(kube.clone(), &ns)
+        .get_with(&reference.name, &kube::api::GetParams::any())
         .await
-        .map_err(HubClientError::Kube)?;
+    {
+        Ok(secret) => Some(secret),
+        Err(kube::Error::Api(status)) if status.is_not_found() => None,
+        Err(err) => return Err(HubClientError::Kube(err)),
+    };
     let missing = || HubClientError::CredentialsMissing {
         name: reference.name.clone(),
         key: reference.key.clone(),

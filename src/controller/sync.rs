@@ -2,7 +2,8 @@
 //!
 //! Pipeline: hub → provider client → Secret ownership check → (import | recover → mint or update) →
 //! Secret → usage. Each provider call is safe to repeat. The create protocol keeps DESIGN §2.2:
-//! 1. record `status.pendingCreate` (with the attempt's tag) *before* calling the provider;
+//! 1. record the attempt *before* calling the provider: `status.pendingCreate` (with the attempt's tag),
+//!    or, for an ApiKey's first key, the `keysmith.dev/issuing` annotation written with the finalizer;
 //! 2. create the key, whose provider-side name carries the tag;
 //! 3. write the Secret (value plus the key id in an annotation) *before* recording success;
 //! 4. record the key id in status and clear the marker.
@@ -103,13 +104,16 @@ type SyncResult<T> = std::result::Result<T, Problem>;
 
 /// Syncs `key`, updating `status` in place. Writes status itself only where the crash-safety protocol
 /// requires it; the caller writes the final status.
-pub async fn sync(key: &ApiKey, ctx: &Arc<Context>, status: &mut ApiKeyStatus) -> SyncResult<Synced> {
+/// `hub` and `existing` (the target Secret) are as the caller read them for this reconcile.
+pub async fn sync(
+    key: &ApiKey,
+    ctx: &Arc<Context>,
+    status: &mut ApiKeyStatus,
+    hub: Option<ModelHub>,
+    existing: Option<Secret>,
+) -> SyncResult<Synced> {
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
-    let hub = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&key.spec.hub_ref.name)
-        .await
-        .map_err(Error::kube("get ModelHub"))?
-        .ok_or_else(|| Problem::HubNotFound(key.spec.hub_ref.name.clone()))?;
+    let hub = hub.ok_or_else(|| Problem::HubNotFound(key.spec.hub_ref.name.clone()))?;
     let importing = key.spec.import.is_some();
     let provider = ctx
         .providers
@@ -122,10 +126,6 @@ pub async fn sync(key: &ApiKey, ctx: &Arc<Context>, status: &mut ApiKeyStatus) -
 
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
     let secret_name = plan::secret_name(key);
-    let existing = secrets
-        .get_opt(&secret_name)
-        .await
-        .map_err(Error::kube("get Secret"))?;
     if let Some(s) = &existing
         && !plan::secret_owned_by(s, key)
     {
@@ -290,7 +290,16 @@ async fn import(
     let found = provider.find_imported(&value, import.key_id.as_deref()).await?;
     let Some(mut record) = found else {
         let info = provider.inspect_imported(&value).await?;
-        apply_secret(key, secrets, existing, &value, import.key_id.as_deref(), delivery).await?;
+        apply_secret(
+            ctx,
+            key,
+            secrets,
+            existing,
+            &value,
+            import.key_id.as_deref(),
+            delivery,
+        )
+        .await?;
         status.key_id = import.key_id.clone();
         status.key_label = info.label;
         status.fingerprint = Some(value.fingerprint());
@@ -328,6 +337,7 @@ async fn import(
         let created = provider.regenerate_key(&record.id).await?;
         failpoint("after-provider-create");
         apply_secret(
+            ctx,
             key,
             secrets,
             existing,
@@ -357,8 +367,10 @@ async fn import(
         .await;
         value = created.value;
         record = created.record;
-    } else {
-        // Validated with the key itself too: a record alone does not prove the value works.
+    } else if !record.settings.disabled {
+        // Validated with the key itself too: a record alone does not prove the value works. A key
+        // the provider holds switched off is refused by its own API whatever its value, so it is
+        // validated once it is switched on again.
         provider.inspect_imported(&value).await?;
     }
 
@@ -378,7 +390,7 @@ async fn import(
             record.usage = usage;
         }
     }
-    apply_secret(key, secrets, existing, &value, Some(&record.id), delivery).await?;
+    apply_secret(ctx, key, secrets, existing, &value, Some(&record.id), delivery).await?;
     status.key_id = Some(record.id.clone());
     status.key_label = record.label.clone();
     status.fingerprint = Some(value.fingerprint());
@@ -532,7 +544,7 @@ async fn mint(
 
     if !fresh {
         // The spec's Secret settings (labels, data key names, base URL) may have changed.
-        apply_secret(key, secrets, existing, &value, Some(&record.id), delivery).await?;
+        apply_secret(ctx, key, secrets, existing, &value, Some(&record.id), delivery).await?;
     }
     status.key_id = Some(record.id.clone());
     status.key_label = record.label.clone();
@@ -633,6 +645,7 @@ async fn issue(
     failpoint("after-provider-create");
 
     apply_secret(
+        ctx,
         key,
         secrets,
         existing,
@@ -842,6 +855,7 @@ fn new_tag(uid: &str) -> String {
 
 /// Writes the Secret unless it already has the desired content.
 async fn apply_secret(
+    ctx: &Context,
     key: &ApiKey,
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
@@ -855,7 +869,7 @@ async fn apply_secret(
     {
         return Ok(());
     }
-    secrets
+    let written = secrets
         .patch(
             &plan::secret_name(key),
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -863,6 +877,7 @@ async fn apply_secret(
         )
         .await
         .map_err(Error::kube("apply Secret"))?;
+    ctx.wrote_secret(&key.uid().unwrap_or_default(), written.resource_version());
     Ok(())
 }
 

@@ -221,20 +221,6 @@ impl AnthropicClient {
         Ok(record)
     }
 
-    /// Whether `value` belongs to the one `inactive` key whose hint fits it (admin credential needed).
-    async fn is_switched_off(&self, value: &SecretValue) -> Result<bool> {
-        if self.admin_key.expose().is_empty() {
-            return Ok(false);
-        }
-        let fitting = self
-            .list_wire()
-            .await?
-            .into_iter()
-            .filter(|key| key.is_usable() && key.hint_matches(value.expose()))
-            .collect::<Vec<_>>();
-        Ok(matches!(fitting.as_slice(), [key] if key.status() == "inactive"))
-    }
-
     /// Keys outside the hub's workspace are not this hub's to manage.
     fn check_workspace(&self, key: &WireKey) -> Result<()> {
         match &self.workspace_id {
@@ -350,12 +336,8 @@ impl ProviderClient for AnthropicClient {
         ))
     }
 
-    /// `GET /v1/models` with the key itself. An admin key is refused: it cannot call Claude.
-    ///
-    /// An `inactive` key is refused by the models too, yet it is a key keysmith can switch back on
-    /// (after a budget window resets, or when the spec stops disabling it). So a 401 is accepted when
-    /// the admin credential shows exactly one `inactive` key whose hint fits the value: the refusal is
-    /// the status, not a wrong value. Archived and expired keys stay refused.
+    /// `GET /v1/models` with the key itself. An admin key is refused: it cannot call Claude. So is an
+    /// `inactive` key: the controller does not validate a key whose record says it is switched off.
     async fn inspect_imported(&self, value: &SecretValue) -> Result<ImportedKeyInfo> {
         if value.expose().starts_with("sk-ant-admin") {
             return Err(Error::Forbidden {
@@ -368,17 +350,8 @@ impl ProviderClient for AnthropicClient {
             label: hint_of(value.expose()),
             ..Default::default()
         };
-        match self.send(Method::GET, url, None, value).await {
-            Ok(_) => Ok(info),
-            Err(Error::Unauthorized { message }) => {
-                if self.is_switched_off(value).await? {
-                    Ok(info)
-                } else {
-                    Err(Error::Unauthorized { message })
-                }
-            }
-            Err(err) => Err(err),
-        }
+        self.send(Method::GET, url, None, value).await?;
+        Ok(info)
     }
 
     /// The record of an imported key: `key_id` when given (its hint must fit the value), else the one
@@ -399,6 +372,16 @@ impl ProviderClient for AnthropicClient {
                             "API key {id} is not the key in the import Secret (its hint {} does not fit); \
                              fix spec.import.keyId",
                             key.partial_key_hint.as_deref().unwrap_or_default()
+                        ),
+                    });
+                }
+                if !key.is_usable() {
+                    // Archived and expired keys are refused by Claude for good: say so, as a
+                    // validation with the key itself would.
+                    return Err(Error::Unauthorized {
+                        message: format!(
+                            "API key {id} is {}: Anthropic refuses it and it cannot be switched back on",
+                            key.status()
                         ),
                     });
                 }

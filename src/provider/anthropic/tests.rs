@@ -242,16 +242,11 @@ async fn inspecting_an_imported_key_calls_the_models_endpoint_with_the_key() {
     assert_eq!(info.label, super::wire::hint_of(&value));
     assert_eq!(fixture.requests("GET", "/v1/models"), 1);
 
-    // An inactive key is refused by the models, but it is the one inactive key its hint fits, so
-    // keysmith may switch it back on; without the admin credential that cannot be told.
+    // An inactive key is refused by the models (the controller does not validate a key whose
+    // record says it is switched off).
     fixture.sim.set_status(&id, KeyStatus::Inactive);
-    fixture
-        .client
-        .inspect_imported(&SecretValue::new(&value))
-        .await
-        .unwrap();
     let err = fixture
-        .client("", None)
+        .client
         .inspect_imported(&SecretValue::new(&value))
         .await
         .unwrap_err();
