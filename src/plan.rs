@@ -708,5 +708,6 @@ pub fn usage_while_suspended(status: &crate::crd::ApiKeyStatus, now: Timestamp) 
 /// finalizer write, since the create's marker carries the finalizer (see [`ISSUING_ANNOTATION`]).
 pub fn first_key_pending(key: &ApiKey) -> bool {
     let status = key.status.as_ref();
-    key.spec.import.is_none() && status.is_none_or(|s| s.key_id.is_none() && s.pending_create.is_none())
+    key.spec.import.is_none()
+        && status.is_none_or(|s| s.key_id.is_none() && s.pending_create.is_none() && s.suspended.is_none())
 }

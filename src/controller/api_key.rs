@@ -212,15 +212,21 @@ fn inputs_fingerprint(key: &ApiKey, hub: Option<&ModelHub>) -> String {
 
 /// The target Secret. A cache that missed keysmith's own write would make a held key look lost and
 /// have it replaced, so the watch cache is trusted only when it shows the version keysmith last
-/// wrote (a later change by someone else brings its own reconcile); otherwise the read goes to etcd.
+/// wrote (a later change by someone else brings its own reconcile), or when keysmith never wrote
+/// one; otherwise the read goes to etcd.
 async fn read_secret(key: &ApiKey, ctx: &Context, ns: &str) -> Result<Option<Secret>> {
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), ns);
     let name = plan::secret_name(key);
-    if let Some(written) = ctx.secret_written(&key.uid().unwrap_or_default()) {
+    let written = ctx.secret_written(&key.uid().unwrap_or_default());
+    // An ApiKey that never had a key, nor the marker of an attempt, has no Secret of keysmith's
+    // that a cache could miss.
+    let fresh = plan::first_key_pending(key) && !key.annotations().contains_key(plan::ISSUING_ANNOTATION);
+    if written.is_some() || fresh {
         match secrets.get_with(&name, &kube::api::GetParams::any()).await {
-            Ok(secret) if secret.metadata.resource_version.as_deref() == Some(written.as_str()) => {
+            Ok(secret) if fresh || secret.metadata.resource_version == written => {
                 return Ok(Some(secret));
             }
+            Err(kube::Error::Api(status)) if fresh && status.is_not_found() => return Ok(None),
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.is_not_found() => {}
             Err(source) => {

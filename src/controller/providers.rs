@@ -222,7 +222,13 @@ pub struct ProviderCache {
     factory: Arc<dyn ProviderFactory>,
     metrics: Arc<Metrics>,
     clients: Mutex<HashMap<String, (ClientInputs, DynProvider)>>,
+    /// Per hub uid: the credential last read, for which hub generation, and when.
+    credentials: Mutex<HashMap<String, (Option<i64>, std::time::Instant, SecretValue)>>,
 }
+
+/// How long a credential read stays good. Every reconcile of every key of a hub needs it; a changed
+/// credential is picked up this much later at most.
+const CREDENTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ProviderCache {
     pub(crate) fn new(factory: Arc<dyn ProviderFactory>, metrics: Arc<Metrics>) -> Self {
@@ -230,12 +236,35 @@ impl ProviderCache {
             factory,
             metrics,
             clients: Mutex::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
         }
     }
 
     /// The factory's default inference URL for a provider.
     pub fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
         self.factory.default_inference_endpoint(provider)
+    }
+
+    /// The credential of `hub`: read again once it is [`CREDENTIAL_TTL`] old or the hub changed.
+    /// Only a credential that was found is kept, so fixing a missing one takes effect at once.
+    async fn credential(&self, kube: &Client, hub: &ModelHub) -> Result<SecretValue, HubClientError> {
+        let uid = hub.uid().unwrap_or_else(|| hub.name_any());
+        let generation = hub.metadata.generation;
+        {
+            let cached = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((seen, at, value)) = cached.get(&uid)
+                && *seen == generation
+                && at.elapsed() < CREDENTIAL_TTL
+            {
+                return Ok(value.clone());
+            }
+        }
+        let value = read_credential(kube, hub).await?;
+        self.credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid, (generation, std::time::Instant::now(), value.clone()));
+        Ok(value)
     }
 
     /// The client of `hub`. With `require_credential` false a missing credential is tolerated (imports
@@ -246,7 +275,7 @@ impl ProviderCache {
         hub: &ModelHub,
         require_credential: bool,
     ) -> Result<DynProvider, HubClientError> {
-        let credential = match read_credential(kube, hub).await {
+        let credential = match self.credential(kube, hub).await {
             Ok(c) => Some(c),
             Err(HubClientError::NoCredentialsRef | HubClientError::CredentialsMissing { .. })
                 if !require_credential =>

@@ -709,24 +709,22 @@ async fn issue(
 }
 
 /// Adds the finalizer and the first key's crash-safety marker ([`plan::ISSUING_ANNOTATION`]) in one
-/// server-side apply, conditional on the version the decision to create was made from.
+/// merge patch, conditional on the version the decision to create was made from (a conflict means a
+/// stale decision, retried from fresh state). A merge patch, like the finalizer helpers of kube-rs,
+/// and not an apply: it is the cheaper write for the API server, and keysmith owns no other field of
+/// the ApiKey's metadata that an apply would track.
 async fn mark_first_issue(key: &ApiKey, ctx: &Context, api: &Api<ApiKey>, tag: &str) -> SyncResult<()> {
+    let mut finalizers = key.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
     let body = serde_json::json!({
-        "apiVersion": <ApiKey as kube::Resource>::api_version(&()),
-        "kind": <ApiKey as kube::Resource>::kind(&()),
         "metadata": {
-            "name": key.name_any(),
             "resourceVersion": key.resource_version(),
-            "finalizers": [FINALIZER],
+            "finalizers": finalizers,
             "annotations": { plan::ISSUING_ANNOTATION: tag },
         },
     });
     let written = api
-        .patch(
-            &key.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
+        .patch(&key.name_any(), &PatchParams::default(), &Patch::Merge(&body))
         .await
         .map_err(Error::kube("add the finalizer and the create marker"))?;
     ctx.wrote(&key.uid().unwrap_or_default(), written.resource_version());
