@@ -222,9 +222,12 @@ pub struct ProviderCache {
     factory: Arc<dyn ProviderFactory>,
     metrics: Arc<Metrics>,
     clients: Mutex<HashMap<String, (ClientInputs, DynProvider)>>,
-    /// Per hub uid: the credential last read, for which hub generation, and when.
-    credentials: Mutex<HashMap<String, (Option<i64>, std::time::Instant, SecretValue)>>,
+    /// Per hub uid: the credential last read.
+    credentials: Mutex<HashMap<String, CachedCredential>>,
 }
+
+/// A credential as read: for which hub generation, when, and its value.
+type CachedCredential = (Option<i64>, std::time::Instant, SecretValue);
 
 /// How long a credential read stays good. Every reconcile of every key of a hub needs it; a changed
 /// credential is picked up this much later at most.
