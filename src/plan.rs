@@ -542,6 +542,23 @@ pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities
             });
         }
     }
+    // A request rate over a whole day is a daily request cap too (a stricter `limits.requestsPerDay`
+    // already reached is the one named).
+    if let Some((rate, _)) = effective_rate_limit(key, hub)
+        && rate.interval_seconds == 86_400
+        && let Some(used) = usage.requests_today
+        && used >= rate.requests
+        && !out.iter().any(|b| b.limit == "limits.requestsPerDay")
+    {
+        out.push(Breach {
+            limit: "rateLimit",
+            message: format!(
+                "{used} requests today reached rateLimit = {} per day",
+                rate.requests
+            ),
+            enforcement: caps.rate_limits,
+        });
+    }
     out
 }
 

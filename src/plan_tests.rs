@@ -544,3 +544,35 @@ fn the_first_key_marker_is_pending_until_status_records_a_key() {
         "imports get their finalizer on its own"
     );
 }
+
+#[test]
+fn a_request_rate_over_a_day_is_a_daily_cap_when_usage_reaches_it() {
+    let h = hub(serde_json::json!(null));
+    let caps = all_provider_capabilities();
+    let used = |n| Usage {
+        requests_today: Some(n),
+        ..Default::default()
+    };
+    let daily = key(serde_json::json!({"rateLimit": {"requests": 10, "intervalSeconds": 86400}}));
+    assert_eq!(breaches(&daily, &h, &used(9), &caps), vec![]);
+    let found = breaches(&daily, &h, &used(10), &caps);
+    assert_eq!(found.iter().map(|b| b.limit).collect::<Vec<_>>(), ["rateLimit"]);
+    assert!(
+        found[0]
+            .message
+            .contains("10 requests today reached rateLimit = 10 per day")
+    );
+    // A per-minute rate says nothing about a day's total.
+    let per_minute = key(serde_json::json!({"rateLimit": {"requests": 10, "intervalSeconds": 60}}));
+    assert_eq!(breaches(&per_minute, &h, &used(1000), &caps), vec![]);
+    // Both reached: the daily limit is named once.
+    let both = key(serde_json::json!({
+        "rateLimit": {"requests": 10, "intervalSeconds": 86400},
+        "limits": {"requestsPerDay": 5}
+    }));
+    let found = breaches(&both, &h, &used(10), &caps);
+    assert_eq!(
+        found.iter().map(|b| b.limit).collect::<Vec<_>>(),
+        ["limits.requestsPerDay"]
+    );
+}
