@@ -13,7 +13,7 @@ use kube::{
 use tracing::{info, instrument, warn};
 
 use super::{
-    Context, Error, Result,
+    Context, Error, Result, get_cached,
     providers::HubClientError,
     requeue,
     sync::{self, Synced},
@@ -222,19 +222,15 @@ async fn read_secret(key: &ApiKey, ctx: &Context, ns: &str) -> Result<Option<Sec
     // that a cache could miss.
     let fresh = plan::first_key_pending(key) && !key.annotations().contains_key(plan::ISSUING_ANNOTATION);
     if written.is_some() || fresh {
-        match secrets.get_with(&name, &kube::api::GetParams::any()).await {
-            Ok(secret) if fresh || secret.metadata.resource_version == written => {
+        let cached = get_cached(&secrets, &name)
+            .await
+            .map_err(Error::kube("get Secret"))?;
+        match cached {
+            Some(secret) if fresh || secret.metadata.resource_version == written => {
                 return Ok(Some(secret));
             }
-            Err(kube::Error::Api(status)) if fresh && status.is_not_found() => return Ok(None),
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_not_found() => {}
-            Err(source) => {
-                return Err(Error::Kube {
-                    context: "get Secret",
-                    source,
-                });
-            }
+            None if fresh => return Ok(None),
+            _ => {}
         }
     }
     secrets.get_opt(&name).await.map_err(Error::kube("get Secret"))
@@ -245,21 +241,12 @@ async fn read_inputs(key: &ApiKey, ctx: &Context) -> Result<(Option<ModelHub>, O
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
     let (hub, secret) = futures::try_join!(
         async {
-            // From the API server's watch cache (`resourceVersion=0`): no etcd round trip, and never
-            // older than the watch event that brought this reconcile. A hub a moment stale is
-            // harmless; its next change triggers another reconcile.
+            // From the watch cache: never older than the watch event that brought this reconcile. A
+            // hub a moment stale is harmless; its next change triggers another reconcile.
             let hubs = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns);
-            match hubs
-                .get_with(&key.spec.hub_ref.name, &kube::api::GetParams::any())
+            get_cached(&hubs, &key.spec.hub_ref.name)
                 .await
-            {
-                Ok(hub) => Ok(Some(hub)),
-                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
-                Err(source) => Err(Error::Kube {
-                    context: "get ModelHub",
-                    source,
-                }),
-            }
+                .map_err(Error::kube("get ModelHub"))
         },
         read_secret(key, ctx, &ns),
     )?;

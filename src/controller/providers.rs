@@ -319,14 +319,9 @@ async fn read_credential(kube: &Client, hub: &ModelHub) -> Result<SecretValue, H
     let ns = hub.namespace().unwrap_or_default();
     // Read on every reconcile of every key of the hub, so from the API server's watch cache
     // (`resourceVersion=0`) rather than etcd: a credential a moment old is still the right one.
-    let secret = match Api::<Secret>::namespaced(kube.clone(), &ns)
-        .get_with(&reference.name, &kube::api::GetParams::any())
+    let secret = super::get_cached(&Api::<Secret>::namespaced(kube.clone(), &ns), &reference.name)
         .await
-    {
-        Ok(secret) => Some(secret),
-        Err(kube::Error::Api(status)) if status.is_not_found() => None,
-        Err(err) => return Err(HubClientError::Kube(err)),
-    };
+        .map_err(HubClientError::Kube)?;
     let missing = || HubClientError::CredentialsMissing {
         name: reference.name.clone(),
         key: reference.key.clone(),
