@@ -91,21 +91,28 @@ impl Env {
     pub async fn wait_all_ready(&self, names: &[String], timeout: Duration) {
         let api = self.ns.api::<ApiKey>();
         let want = names.len();
-        eventually("every ApiKey Ready", timeout, || {
-            let api = api.clone();
-            async move {
-                let ready = api
-                    .list(&kube::api::ListParams::default())
-                    .await
-                    .ok()?
-                    .items
-                    .iter()
-                    .filter(|k| is_ready(k))
-                    .count();
-                (ready >= want).then_some(())
-            }
-        })
+        let waited = tokio::time::timeout(
+            timeout,
+            eventually("every ApiKey Ready", timeout * 2, || {
+                let api = api.clone();
+                async move {
+                    let ready = api
+                        .list(&kube::api::ListParams::default())
+                        .await
+                        .ok()?
+                        .items
+                        .iter()
+                        .filter(|k| is_ready(k))
+                        .count();
+                    (ready >= want).then_some(())
+                }
+            }),
+        )
         .await;
+        if waited.is_err() {
+            self.report_not_ready(names).await;
+            panic!("timed out after {timeout:?} waiting for every ApiKey Ready");
+        }
     }
 
     /// The fault suite's end state: exactly one live provider key per ApiKey (no orphan, no duplicate),
@@ -273,11 +280,54 @@ impl Scene {
             // An environment variable, not a flag, so that callers can choose a port.
             .env("KEYSMITH_HEALTH_ADDR", "127.0.0.1:0")
             .env("KEYSMITH_USAGE_INTERVAL", "2s")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .env("RUST_LOG", "info")
             .kill_on_drop(true);
+        // Appended so that a restarted operator continues the same file; a failing wait prints it.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.operator_log());
+        match log.and_then(|out| Ok((out.try_clone()?, out))) {
+            Ok((out, err)) => cmd.stdout(out).stderr(err),
+            Err(_) => cmd
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        };
         cmd
+    }
+
+    /// Where an operator started by [`Scene::operator_command`] writes its log.
+    pub fn operator_log(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("keysmith-operator-{}.log", self.ns.name))
+    }
+
+    /// Prints what a failed wait needs to be understood: each named ApiKey that is not Ready with
+    /// its conditions, and the end of the operator's log.
+    pub async fn report_not_ready(&self, names: &[String]) {
+        let api = self.ns.api::<ApiKey>();
+        for name in names {
+            match api.get_opt(name).await {
+                Ok(Some(key)) if is_ready(&key) => {}
+                Ok(Some(key)) => eprintln!(
+                    "not Ready: {name} rv={:?} finalizers={:?} annotations={:?} status={}",
+                    key.resource_version(),
+                    key.finalizers(),
+                    key.annotations(),
+                    serde_json::to_string(&key.status).unwrap_or_default()
+                ),
+                Ok(None) => eprintln!("not Ready: {name} does not exist"),
+                Err(e) => eprintln!("not Ready: {name} cannot be read: {e}"),
+            }
+        }
+        if let Ok(log) = std::fs::read_to_string(self.operator_log()) {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "--- last {} lines of the operator log ---\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 
     /// The Secret's data as strings.
