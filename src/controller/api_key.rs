@@ -30,6 +30,9 @@ use crate::{
 /// Controller name in metrics.
 const CONTROLLER: &str = "apikey";
 
+/// How long a reconcile that met an out-of-date cache waits for the cache to catch up.
+const CATCH_UP: Duration = Duration::from_secs(1);
+
 /// Finalizer guarding the provider-side key.
 pub const FINALIZER: &str = "apikeys.keysmith.dev/cleanup";
 
@@ -41,8 +44,9 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
     let uid = key.uid().unwrap_or_default();
     if ctx.is_superseded(&uid, key.resource_version().as_deref()) {
-        // The event of this reconcile's own last write is on its way and brings the current object.
-        return Ok(Action::await_change());
+        // The cache has not caught up with the last reconcile's final write; its event starts no
+        // reconcile of its own (see `triggers`), so look again once it has arrived.
+        return Ok(requeue(CATCH_UP));
     }
     let guarded = key.finalizers().iter().any(|f| f == FINALIZER);
     if key.metadata.deletion_timestamp.is_some() {
@@ -191,22 +195,26 @@ fn secret_version(secret: Option<&Secret>) -> Option<&str> {
 }
 
 fn inputs_fingerprint(key: &ApiKey, hub: Option<&ModelHub>) -> String {
-    let hub_state = hub.map(|h| {
-        let ready = h
-            .status
-            .as_ref()
-            .and_then(|s| conditions::get(&s.conditions, conditions::READY).cloned());
-        format!(
-            "{:?}/{:?}",
-            h.metadata.generation,
-            ready.map(|c| (c.status, c.reason))
-        )
-    });
+    let hub_state = hub.map(hub_inputs);
     format!(
         "{:?}|{:?}|{:?}",
         key.metadata.generation,
         key.annotations().get(plan::ROTATE_ANNOTATION),
         hub_state,
+    )
+}
+
+/// What an ApiKey's reconcile depends on in its hub: the spec (generation), and whether and why the
+/// hub is Ready.
+pub(super) fn hub_inputs(hub: &ModelHub) -> String {
+    let ready = hub
+        .status
+        .as_ref()
+        .and_then(|s| conditions::get(&s.conditions, conditions::READY));
+    format!(
+        "{:?}/{:?}",
+        hub.metadata.generation,
+        ready.map(|c| (&c.status, &c.reason))
     )
 }
 

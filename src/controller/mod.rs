@@ -2,11 +2,13 @@
 //! back-off and the provider clients built from each hub.
 
 mod api_key;
+mod echoes;
 mod failpoint;
 mod model_hub;
 mod providers;
 mod restart;
 mod sync;
+mod triggers;
 
 use std::{
     collections::HashMap,
@@ -19,12 +21,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
+    core::PartialObjectMeta,
     runtime::{
         Controller,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
-        reflector::{ObjectRef, Store},
-        watcher,
+        reflector::{self, ObjectRef, Store},
     },
 };
 use serde::Serialize;
@@ -38,7 +40,6 @@ use crate::{
     clock::Clock,
     crd::{ApiKey, FIELD_MANAGER, ModelHub},
     metrics::Metrics,
-    plan::{MANAGED_BY, MANAGED_BY_LABEL},
     provider,
 };
 
@@ -130,6 +131,8 @@ pub struct Context {
     superseded: Mutex<HashMap<String, Vec<String>>>,
     /// Per object uid: the version of its Secret keysmith last wrote.
     secret_writes: Mutex<HashMap<String, String>>,
+    /// ApiKey versions keysmith wrote whose watch events have not come back yet.
+    echoes: echoes::Echoes,
 }
 
 impl Context {
@@ -167,6 +170,7 @@ impl Context {
             written: Mutex::new(HashMap::new()),
             superseded: Mutex::new(HashMap::new()),
             secret_writes: Mutex::new(HashMap::new()),
+            echoes: echoes::Echoes::default(),
         })
     }
 
@@ -218,6 +222,7 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
+        self.echoes.forget(uid);
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -227,12 +232,22 @@ impl Context {
     /// Records that the reconcile of `uid` in progress wrote the object, producing `version`.
     pub fn wrote(&self, uid: &str, version: Option<String>) {
         if let Some(version) = version {
+            self.echoes.record(uid, &version);
             self.written
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .entry(uid.to_owned())
                 .or_default()
                 .push(version);
+        }
+    }
+
+    /// Whether this watch event of `key` brings a version keysmith wrote itself (it is then no longer
+    /// awaited). Such an event changes nothing the reconcile that wrote it did not already know.
+    pub fn is_echo(&self, key: &ApiKey) -> bool {
+        match (key.uid(), key.resource_version()) {
+            (Some(uid), Some(version)) => self.echoes.take(&uid, &version),
+            _ => false,
         }
     }
 
@@ -484,23 +499,21 @@ fn controllers(
     };
     let config = kube::runtime::controller::Config::default().concurrency(concurrency);
 
-    let keys = Controller::new(
-        api_in::<ApiKey>(&client, namespace),
-        watcher::Config::default().any_semantic(),
+    let (key_store, key_writer) = reflector::store();
+    let keys = Controller::for_stream(
+        triggers::api_keys(api_in::<ApiKey>(&client, namespace), key_writer, ctx.clone()),
+        key_store.clone(),
     )
-    .with_config(config.clone());
-    let key_store = keys.store();
+    .with_config(config.clone())
+    .trigger_backoff(triggers::NoPause);
     let mapper_store = key_store.clone();
     let keys = keys
-        // Only Secrets keysmith labelled, and only their metadata: a cluster's other Secrets are
-        // never cached, and values never sit in the operator's memory beyond a reconcile.
-        .owns(
-            api_in::<k8s_openapi::api::core::v1::Secret>(&client, namespace),
-            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
-        )
-        .watches(
-            api_in::<ModelHub>(&client, namespace),
-            watcher::Config::default(),
+        .owns_stream(triggers::secrets(
+            api_in::<PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>(&client, namespace),
+            ctx.clone(),
+        ))
+        .watches_stream(
+            triggers::hubs(api_in::<ModelHub>(&client, namespace)),
             move |hub| {
                 let ns = hub.namespace();
                 let name = hub.name_any();
@@ -520,12 +533,13 @@ fn controllers(
             }
         });
 
-    let hubs = Controller::new(
-        api_in::<ModelHub>(&client, namespace),
-        watcher::Config::default().any_semantic(),
+    let (hub_store, hub_writer) = reflector::store();
+    let hubs = Controller::for_stream(
+        triggers::model_hubs(api_in::<ModelHub>(&client, namespace), hub_writer),
+        hub_store.clone(),
     )
-    .with_config(config);
-    let hub_store = hubs.store();
+    .with_config(config)
+    .trigger_backoff(triggers::NoPause);
     let hubs = hubs
         .graceful_shutdown_on(stop())
         .run(model_hub::reconcile, model_hub::error_policy, ctx.clone())

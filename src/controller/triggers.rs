@@ -1,0 +1,179 @@
+//! The watch streams that start ApiKey reconciles, and what they leave out. At ten thousand keys
+//! most watch events are keysmith's own writes coming back; each one reconciled costs reads for
+//! nothing, and each object cached with its `managedFields` costs memory for nothing.
+//!
+//! Each watch backs off on its own after an error. The controller's shared pause is switched off
+//! ([`NoPause`]): it would hold every watch, the ApiKeys' own included, for the error of any one, and
+//! after an apiserver restart each watch brings errors of its own, so those pauses added up to
+//! minutes in which no new ApiKey was seen.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use futures::{Stream, StreamExt, future::ready};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, ResourceExt,
+    core::PartialObjectMeta,
+    runtime::{WatchStreamExt, reflector::store::Writer, utils::Backoff, watcher, watcher::Event},
+};
+
+use super::Context;
+use crate::{
+    crd::{ApiKey, ModelHub},
+    plan::{MANAGED_BY, MANAGED_BY_LABEL},
+};
+
+/// Written by `kubectl apply` (client side): a copy of the whole object, which no reconcile reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no reconcile reads before an ApiKey enters the cache: the field-manager bookkeeping
+/// (often the larger part of a small object) and the client-side apply copy.
+pub(super) fn prune(key: &mut ApiKey) {
+    key.metadata.managed_fields = None;
+    if let Some(annotations) = key.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// The ApiKeys to reconcile, cached through `writer` as they pass: every change except those keysmith
+/// wrote itself (the reconcile that wrote one has already planned the next). The initial list
+/// arrives as a stream of watch events rather than one response holding every ApiKey, so a restart
+/// does not hold the whole list twice.
+pub(super) fn api_keys(
+    api: Api<ApiKey>,
+    writer: Writer<ApiKey>,
+    ctx: Arc<Context>,
+) -> impl Stream<Item = Result<ApiKey, watcher::Error>> + Send {
+    let events = watcher(api, watcher::Config::default().streaming_lists())
+        .default_backoff()
+        .modify(prune);
+    reconcilable(events, writer, move |key| !ctx.is_echo(key))
+}
+
+/// The ModelHubs to reconcile, cached through `writer`.
+pub(super) fn model_hubs(
+    api: Api<ModelHub>,
+    writer: Writer<ModelHub>,
+) -> impl Stream<Item = Result<ModelHub, watcher::Error>> + Send {
+    let events = watcher(api, watcher::Config::default().streaming_lists()).default_backoff();
+    reconcilable(events, writer, |_| true)
+}
+
+/// A controller's own objects: cached through `writer`, and passed on to be reconciled when `wanted`
+/// says so. A (re)list passes every object on once it is complete, never object by object: until
+/// then the cache still shows the previous list, and a reconcile started for an object it does not
+/// hold yet is dropped, not retried. An ApiKey created while the watch was down would then never be
+/// reconciled.
+fn reconcilable<K>(
+    events: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send,
+    writer: Writer<K>,
+    mut wanted: impl FnMut(&K) -> bool + Send,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let store = writer.as_reader();
+    events.reflect(writer).flat_map(move |event| {
+        let batch: Box<dyn Iterator<Item = Result<K, watcher::Error>> + Send> = match event {
+            Ok(Event::Apply(obj)) if wanted(&obj) => Box::new(std::iter::once(Ok(obj))),
+            // The cache has just swapped in the new list (the event passed `reflect` first).
+            Ok(Event::InitDone) => Box::new(store.state().into_iter().map(|obj| Ok(K::clone(&obj)))),
+            // Deleted objects have nothing left to reconcile (an ApiKey's finalizer ran before).
+            Ok(Event::Apply(_) | Event::Delete(_) | Event::Init | Event::InitApply(_)) => {
+                Box::new(std::iter::empty())
+            }
+            Err(err) => Box::new(std::iter::once(Err(err))),
+        };
+        futures::stream::iter(batch)
+    })
+}
+
+/// Changes to the Secrets keysmith manages (metadata only: values are never cached), except
+/// keysmith's own writes. A deletion always counts.
+pub(super) fn secrets(
+    api: Api<PartialObjectMeta<Secret>>,
+    ctx: Arc<Context>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
+    let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    changes(watcher(api, config).default_backoff(), move |secret| {
+        let owner = secret
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == "ApiKey");
+        owner.is_none_or(|o| {
+            ctx.secret_written(&o.uid).as_deref() != secret.metadata.resource_version.as_deref()
+        })
+    })
+}
+
+/// Hub changes that matter to its ApiKeys: its spec, and whether (and why) it is Ready. A hub's
+/// status also carries account figures and key counts, refreshed on its own schedule; waking every
+/// key of the hub for those would reconcile ten thousand keys to learn nothing.
+pub(super) fn hubs(api: Api<ModelHub>) -> impl Stream<Item = Result<ModelHub, watcher::Error>> + Send {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    changes(
+        watcher(api, watcher::Config::default()).default_backoff(),
+        move |hub| {
+            let inputs = super::api_key::hub_inputs(hub);
+            seen.insert(hub.uid().unwrap_or_default(), inputs.clone()) != Some(inputs)
+        },
+    )
+}
+
+/// The controller's pause after an error from any of its watches: none, as each watch keeps its own.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct NoPause;
+
+impl Iterator for NoPause {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl Backoff for NoPause {
+    fn reset(&mut self) {}
+}
+
+/// The objects of a watch that should trigger: deletions always, additions and changes when
+/// `wanted` says so.
+fn changes<K: Send>(
+    events: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send,
+    mut wanted: impl FnMut(&K) -> bool + Send,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send {
+    events.filter_map(move |event| {
+        ready(match event {
+            Ok(Event::Delete(obj)) => Some(Ok(obj)),
+            Ok(Event::Apply(obj) | Event::InitApply(obj)) => wanted(&obj).then_some(Ok(obj)),
+            Ok(Event::Init | Event::InitDone) => None,
+            Err(err) => Some(Err(err)),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_what_reconciles_read() {
+        let mut key: ApiKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "keysmith.dev/v1alpha1", "kind": "ApiKey",
+            "metadata": {
+                "name": "k", "namespace": "ns", "uid": "u", "resourceVersion": "7",
+                "finalizers": ["apikeys.keysmith.dev/cleanup"],
+                "annotations": {LAST_APPLIED: "{}", "keysmith.dev/rotate": "1"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}],
+            },
+            "spec": {"hubRef": {"name": "hub"}},
+        }))
+        .unwrap();
+        prune(&mut key);
+        assert!(key.metadata.managed_fields.is_none());
+        assert_eq!(key.annotations().len(), 1);
+        assert_eq!(key.annotations()["keysmith.dev/rotate"], "1");
+        assert_eq!(key.finalizers(), ["apikeys.keysmith.dev/cleanup"]);
+        assert_eq!(key.resource_version().as_deref(), Some("7"));
+    }
+}
