@@ -138,14 +138,9 @@ async fn check(
     });
     // Count keys carrying keysmith's tag: held by an ApiKey of this namespace, or orphaned.
     let keys = client.list_keys().await.map_err(HubProblem::Provider)?;
-    let uids: HashSet<String> = Api::<ApiKey>::namespaced(ctx.client.clone(), ns)
-        .list_metadata(&ListParams::default())
+    let uids = api_key_uids(&Api::<ApiKey>::namespaced(ctx.client.clone(), ns))
         .await
-        .map_err(|e| HubProblem::Client(HubClientError::Kube(e)))?
-        .items
-        .into_iter()
-        .filter_map(|k| k.metadata.uid)
-        .collect();
+        .map_err(|e| HubProblem::Client(HubClientError::Kube(e)))?;
     let mut counts = KeyCounts::default();
     for key in &keys {
         match plan::tagged_uid(&key.name) {
@@ -156,4 +151,22 @@ async fn check(
     }
     status.keys = Some(counts);
     Ok(())
+}
+
+/// ApiKeys listed per page of this many: at ten thousand keys one unpaged list would hold every key's
+/// metadata, managed fields included, at once (it was the operator's largest allocation on a restart).
+const PAGE: u32 = 500;
+
+/// The uids of the ApiKeys `api` lists.
+async fn api_key_uids(api: &Api<ApiKey>) -> kube::Result<HashSet<String>> {
+    let mut uids = HashSet::new();
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = api.list_metadata(&params).await?;
+        uids.extend(page.items.into_iter().filter_map(|k| k.metadata.uid));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(uids),
+        }
+    }
 }
