@@ -36,15 +36,16 @@ pub(super) fn prune(key: &mut ApiKey) {
 }
 
 /// The ApiKeys to reconcile, cached through `writer` as they pass: every change except those keysmith
-/// wrote itself (the reconcile that wrote one has already planned the next). The initial list
-/// arrives as a stream of watch events rather than one response holding every ApiKey, so a restart
-/// does not hold the whole list twice.
+/// wrote itself (the reconcile that wrote one has already planned the next). Lists are read in pages
+/// (a consistent list, not `resourceVersion=0`, which the watch cache answers in one response holding
+/// every ApiKey). Not a streaming list (`sendInitialEvents`) either: with one, a CI run whose apiserver
+/// restarted never took in the ApiKeys created meanwhile, which paged lists have not shown.
 pub(super) fn api_keys(
     api: Api<ApiKey>,
     writer: Writer<ApiKey>,
     ctx: Arc<Context>,
 ) -> impl Stream<Item = Result<ApiKey, watcher::Error>> + Send {
-    let events = watcher(api, watcher::Config::default().streaming_lists())
+    let events = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(prune);
     reconcilable(events, writer, move |key| !ctx.is_echo(key))
@@ -55,7 +56,7 @@ pub(super) fn model_hubs(
     api: Api<ModelHub>,
     writer: Writer<ModelHub>,
 ) -> impl Stream<Item = Result<ModelHub, watcher::Error>> + Send {
-    let events = watcher(api, watcher::Config::default().streaming_lists()).default_backoff();
+    let events = watcher(api, watcher::Config::default()).default_backoff();
     reconcilable(events, writer, |_| true)
 }
 
