@@ -91,27 +91,20 @@ impl Env {
     pub async fn wait_all_ready(&self, names: &[String], timeout: Duration) {
         let api = self.ns.api::<ApiKey>();
         let want = names.len();
-        let waited = tokio::time::timeout(
-            timeout,
-            eventually("every ApiKey Ready", timeout * 2, || {
-                let api = api.clone();
-                async move {
-                    let ready = api
-                        .list(&kube::api::ListParams::default())
-                        .await
-                        .ok()?
-                        .items
-                        .iter()
-                        .filter(|k| is_ready(k))
-                        .count();
-                    (ready >= want).then_some(())
-                }
-            }),
-        )
-        .await;
-        if waited.is_err() {
-            self.report_not_ready(names).await;
-            panic!("timed out after {timeout:?} waiting for every ApiKey Ready");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ready = api
+                .list(&kube::api::ListParams::default())
+                .await
+                .map(|list| list.items.iter().filter(|k| is_ready(k)).count());
+            if ready.is_ok_and(|n| n >= want) {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.report_not_ready(names).await;
+                panic!("timed out after {timeout:?} waiting for every ApiKey Ready");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
