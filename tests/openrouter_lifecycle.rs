@@ -305,6 +305,24 @@ async fn problems_become_conditions_with_reasons_and_events() {
         "someone else's"
     );
     assert_eq!(env.sim.live_key_count_named_with(&clash.uid().unwrap()), 0);
+    // Once that Secret is gone the attempt the conflict interrupted is finished: one key, in a
+    // Secret keysmith owns.
+    env.ns
+        .api::<Secret>()
+        .delete("taken", &DeleteParams::default())
+        .await
+        .unwrap();
+    let clash = env
+        .wait_key("clash", "Ready once the foreign Secret is gone", |k| {
+            key_ready(k).is_some_and(|(s, _)| s == "True")
+        })
+        .await;
+    assert_eq!(env.sim.live_key_count_named_with(&clash.uid().unwrap()), 1);
+    let value = SecretValue::new(env.secret_data("taken").await.unwrap()["apiKey"].clone());
+    assert_eq!(
+        Some(value.fingerprint()),
+        clash.status.as_ref().and_then(|s| s.fingerprint.clone())
+    );
 
     // Each problem was announced with a Warning Event naming its reason.
     let events = env.ns.api::<Event>();

@@ -16,7 +16,7 @@ use super::{
     Context, Error, Result, get_cached,
     providers::HubClientError,
     requeue,
-    sync::{self, Synced},
+    sync::{self, Synced, Target},
 };
 use crate::{
     crd::{
@@ -110,7 +110,7 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     // provider again before the object is due: otherwise a key whose spend moves would loop.
     let (hub, secret) = read_inputs(&key, ctx).await?;
     let spec_and_hub = inputs_fingerprint(&key, hub.as_ref());
-    let inputs = format!("{spec_and_hub}|{:?}", secret_version(secret.as_ref()));
+    let inputs = format!("{spec_and_hub}|{:?}", secret_version(&secret));
     let uid = key.uid().unwrap_or_default();
     if let Some(wait) = ctx.not_due(&uid, &inputs) {
         return Ok(requeue(wait));
@@ -190,8 +190,13 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
 
 /// What a reconcile depends on besides time: the spec (generation), the rotate request, the Secret
 /// and the hub's spec and readiness. Status and usage are outputs, so they are left out.
-fn secret_version(secret: Option<&Secret>) -> Option<&str> {
-    secret.and_then(|s| s.metadata.resource_version.as_deref())
+fn secret_version(target: &Target) -> Option<&str> {
+    match target {
+        Target::Read(secret) => secret
+            .as_ref()
+            .and_then(|s| s.metadata.resource_version.as_deref()),
+        Target::Unread => None,
+    }
 }
 
 fn inputs_fingerprint(key: &ApiKey, hub: Option<&ModelHub>) -> String {
@@ -221,36 +226,40 @@ pub(super) fn hub_inputs(hub: &ModelHub) -> String {
 /// The target Secret. A cache that missed keysmith's own write would make a held key look lost and
 /// have it replaced, so the watch cache is trusted only when it shows the version keysmith last
 /// wrote (a later change by someone else brings its own reconcile), or when keysmith never wrote
-/// one; otherwise the read goes to etcd.
-async fn read_secret(key: &ApiKey, ctx: &Context, ns: &str) -> Result<Option<Secret>> {
+/// one; otherwise the read goes to etcd. An ApiKey that never had a key, nor the marker of an
+/// attempt, has no Secret of keysmith's that a cache could miss: its Secret is looked up later, with
+/// the marker's write (see [`Target::Unread`]).
+async fn read_secret(key: &ApiKey, ctx: &Context, ns: &str) -> Result<Target> {
+    if plan::first_key_pending(key) && !key.annotations().contains_key(plan::ISSUING_ANNOTATION) {
+        return Ok(Target::Unread);
+    }
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), ns);
     let name = plan::secret_name(key);
-    let written = ctx.secret_written(&key.uid().unwrap_or_default());
-    // An ApiKey that never had a key, nor the marker of an attempt, has no Secret of keysmith's
-    // that a cache could miss.
-    let fresh = plan::first_key_pending(key) && !key.annotations().contains_key(plan::ISSUING_ANNOTATION);
-    if written.is_some() || fresh {
+    if let Some(written) = ctx.secret_written(&key.uid().unwrap_or_default()) {
         let cached = get_cached(&secrets, &name)
             .await
             .map_err(Error::kube("get Secret"))?;
-        match cached {
-            Some(secret) if fresh || secret.metadata.resource_version == written => {
-                return Ok(Some(secret));
-            }
-            None if fresh => return Ok(None),
-            _ => {}
+        if let Some(secret) = cached
+            && secret.metadata.resource_version.as_deref() == Some(written.as_str())
+        {
+            return Ok(Target::Read(Some(secret)));
         }
     }
-    secrets.get_opt(&name).await.map_err(Error::kube("get Secret"))
+    let secret = secrets.get_opt(&name).await.map_err(Error::kube("get Secret"))?;
+    Ok(Target::Read(secret))
 }
 
 /// The hub and the Secret, read once per reconcile: for the fingerprint, and then for the sync.
-async fn read_inputs(key: &ApiKey, ctx: &Context) -> Result<(Option<ModelHub>, Option<Secret>)> {
+async fn read_inputs(key: &ApiKey, ctx: &Context) -> Result<(Option<ModelHub>, Target)> {
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
     let (hub, secret) = futures::try_join!(
         async {
-            // From the watch cache: never older than the watch event that brought this reconcile. A
-            // hub a moment stale is harmless; its next change triggers another reconcile.
+            // From memory, or else the watch cache: never older than the watch event that brought
+            // this reconcile. A hub a moment stale is harmless; its next change triggers another
+            // reconcile.
+            if let Some(hub) = ctx.hubs.get(&ns, &key.spec.hub_ref.name) {
+                return Ok(Some(ModelHub::clone(&hub)));
+            }
             let hubs = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns);
             get_cached(&hubs, &key.spec.hub_ref.name)
                 .await

@@ -4,6 +4,7 @@
 mod api_key;
 mod echoes;
 mod failpoint;
+mod hub_cache;
 mod model_hub;
 mod providers;
 mod restart;
@@ -133,6 +134,8 @@ pub struct Context {
     secret_writes: Mutex<HashMap<String, String>>,
     /// ApiKey versions keysmith wrote whose watch events have not come back yet.
     echoes: echoes::Echoes,
+    /// The hubs, as the ApiKey controller's watches hold them.
+    hubs: hub_cache::HubCache,
 }
 
 impl Context {
@@ -171,6 +174,7 @@ impl Context {
             superseded: Mutex::new(HashMap::new()),
             secret_writes: Mutex::new(HashMap::new()),
             echoes: echoes::Echoes::default(),
+            hubs: hub_cache::HubCache::default(),
         })
     }
 
@@ -507,13 +511,15 @@ fn controllers(
     .with_config(config.clone())
     .trigger_backoff(triggers::NoPause);
     let mapper_store = key_store.clone();
+    let (key_hubs, key_hubs_writer) = reflector::store();
+    ctx.hubs.add(key_hubs);
     let keys = keys
         .owns_stream(triggers::secrets(
             api_in::<PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>(&client, namespace),
             ctx.clone(),
         ))
         .watches_stream(
-            triggers::hubs(api_in::<ModelHub>(&client, namespace)),
+            triggers::hubs(api_in::<ModelHub>(&client, namespace), key_hubs_writer),
             move |hub| {
                 let ns = hub.namespace();
                 let name = hub.name_any();

@@ -21,7 +21,7 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{Context, Error, api_key::FINALIZER, failpoint, providers::HubClientError};
+use super::{Context, Error, api_key::FINALIZER, failpoint, get_cached, providers::HubClientError};
 use crate::{
     crd::{
         ApiKey, ApiKeyStatus, Capabilities, Enforcement, FIELD_MANAGER, ModelHub, PendingCreate, Suspension,
@@ -102,19 +102,36 @@ pub struct Synced {
 
 type SyncResult<T> = std::result::Result<T, Problem>;
 
+/// The target Secret as a reconcile knows it.
+// One per reconcile, moved once: boxing the Secret would save nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Read before the sync: the Secret, or none.
+    Read(Option<Secret>),
+    /// Not read: the ApiKey never had a key, so a Secret by its name would be someone else's and
+    /// is almost never there. [`issue`] looks for one alongside the write of the create marker,
+    /// which it makes anyway, so a new key waits for one round trip fewer.
+    Unread,
+}
+
 /// Syncs `key`, updating `status` in place. Writes status itself only where the crash-safety protocol
 /// requires it; the caller writes the final status.
-/// `hub` and `existing` (the target Secret) are as the caller read them for this reconcile.
+/// `hub` and `target` (the Secret) are as the caller read them for this reconcile.
 pub async fn sync(
     key: &ApiKey,
     ctx: &Arc<Context>,
     status: &mut ApiKeyStatus,
     hub: Option<ModelHub>,
-    existing: Option<Secret>,
+    target: Target,
 ) -> SyncResult<Synced> {
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
     let hub = hub.ok_or_else(|| Problem::HubNotFound(key.spec.hub_ref.name.clone()))?;
     let importing = key.spec.import.is_some();
+    let (existing, unread) = match target {
+        Target::Read(secret) => (secret, false),
+        Target::Unread => (None, true),
+    };
     let provider = ctx
         .providers
         .client(&ctx.client, &hub, !importing)
@@ -177,6 +194,7 @@ pub async fn sync(
             &hub,
             &secrets,
             existing.as_ref(),
+            unread,
             &provider,
             &delivery,
             status,
@@ -405,6 +423,7 @@ async fn mint(
     hub: &ModelHub,
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
+    unread: bool,
     provider: &DynProvider,
     delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
@@ -477,7 +496,7 @@ async fn mint(
                     )
                     .await;
                     let (record, value) = issue(
-                        key, ctx, hub, secrets, existing, provider, delivery, status, "Rotate",
+                        key, ctx, hub, secrets, existing, unread, provider, delivery, status, "Rotate",
                     )
                     .await?;
                     (record, value, true)
@@ -499,7 +518,7 @@ async fn mint(
                     )
                     .await;
                     let (record, value) = issue(
-                        key, ctx, hub, secrets, existing, provider, delivery, status, "Reissue",
+                        key, ctx, hub, secrets, existing, unread, provider, delivery, status, "Reissue",
                     )
                     .await?;
                     (record, value, true)
@@ -535,7 +554,7 @@ async fn mint(
                 warn!(reason, "provider key or its Secret is missing: issuing a new key");
             }
             let (record, value) = issue(
-                key, ctx, hub, secrets, existing, provider, delivery, status, reason,
+                key, ctx, hub, secrets, existing, unread, provider, delivery, status, reason,
             )
             .await?;
             (record, value, true)
@@ -608,6 +627,7 @@ async fn issue(
     hub: &ModelHub,
     secrets: &Api<Secret>,
     existing: Option<&Secret>,
+    unread: bool,
     provider: &DynProvider,
     delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
@@ -625,16 +645,36 @@ async fn issue(
     );
     // Conditional on the version this decision was made from: a cache that missed an earlier marker
     // (the apiserver went away before its watch event arrived) must not mint a second key.
-    if key.finalizers().iter().any(|f| f == FINALIZER) {
-        status.pending_create = Some(PendingCreate {
-            tag: tag.clone(),
-            reason: reason.to_owned(),
-        });
-        ctx.write_key_status(&api, key, key.resource_version(), status)
-            .await?;
-    } else {
-        mark_first_issue(key, ctx, &api, &tag).await?;
+    let marked = async {
+        if key.finalizers().iter().any(|f| f == FINALIZER) {
+            status.pending_create = Some(PendingCreate {
+                tag: tag.clone(),
+                reason: reason.to_owned(),
+            });
+            ctx.write_key_status(&api, key, key.resource_version(), status)
+                .await?;
+            Ok(())
+        } else {
+            mark_first_issue(key, ctx, &api, &tag).await
+        }
+    };
+    let looked_up = async {
+        if !unread {
+            return Ok(None);
+        }
+        get_cached(secrets, &plan::secret_name(key))
+            .await
+            .map_err(|e| Problem::from(Error::kube("get Secret")(e)))
+    };
+    let ((), found) = futures::try_join!(marked, looked_up)?;
+    // A Secret of someone else's stops the create after its marker: the next reconcile reads the
+    // Secret first, reports the same conflict, and once it is resolved finds no key to recover.
+    if let Some(found) = &found
+        && !plan::secret_owned_by(found, key)
+    {
+        return Err(Problem::SecretConflict(plan::secret_name(key)));
     }
+    let existing = found.as_ref().or(existing);
     failpoint("before-provider-create");
 
     let caps = provider.capabilities();

@@ -107,18 +107,40 @@ pub(super) fn secrets(
     })
 }
 
-/// Hub changes that matter to its ApiKeys: its spec, and whether (and why) it is Ready. A hub's
-/// status also carries account figures and key counts, refreshed on its own schedule; waking every
-/// key of the hub for those would reconcile ten thousand keys to learn nothing.
-pub(super) fn hubs(api: Api<ModelHub>) -> impl Stream<Item = Result<ModelHub, watcher::Error>> + Send {
+/// Hub changes that matter to its ApiKeys, cached through `writer` (the ApiKey reconciles read their
+/// hub from that cache): its spec, and whether (and why) it is Ready. A hub's status also carries
+/// account figures and key counts, refreshed on its own schedule; waking every key of the hub for
+/// those would reconcile ten thousand keys to learn nothing. Like [`reconcilable`], a (re)list
+/// passes its changes on only once the cache holds the whole list, so a woken ApiKey reads the hub
+/// that woke it.
+pub(super) fn hubs(
+    api: Api<ModelHub>,
+    writer: Writer<ModelHub>,
+) -> impl Stream<Item = Result<ModelHub, watcher::Error>> + Send {
+    let store = writer.as_reader();
     let mut seen: HashMap<String, String> = HashMap::new();
-    changes(
-        watcher(api, watcher::Config::default()).default_backoff(),
-        move |hub| {
-            let inputs = super::api_key::hub_inputs(hub);
-            seen.insert(hub.uid().unwrap_or_default(), inputs.clone()) != Some(inputs)
-        },
-    )
+    let mut changed = move |hub: &ModelHub| {
+        let inputs = super::api_key::hub_inputs(hub);
+        seen.insert(hub.uid().unwrap_or_default(), inputs.clone()) != Some(inputs)
+    };
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .flat_map(move |event| {
+            let batch: Vec<Result<ModelHub, watcher::Error>> = match event {
+                Ok(Event::Apply(hub)) => changed(&hub).then_some(Ok(hub)).into_iter().collect(),
+                Ok(Event::Delete(hub)) => vec![Ok(hub)],
+                Ok(Event::InitDone) => store
+                    .state()
+                    .into_iter()
+                    .filter(|hub| changed(hub))
+                    .map(|hub| Ok(ModelHub::clone(&hub)))
+                    .collect(),
+                Ok(Event::Init | Event::InitApply(_)) => Vec::new(),
+                Err(err) => vec![Err(err)],
+            };
+            futures::stream::iter(batch)
+        })
 }
 
 /// The controller's pause after an error from any of its watches: none, as each watch keeps its own.
