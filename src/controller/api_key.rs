@@ -60,8 +60,9 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
         guard(&api, &key).await?;
         return Ok(Action::await_change());
     }
+    let version = key.resource_version();
     let action = apply(key, &ctx, &api).await;
-    ctx.settle_writes(&uid);
+    ctx.settle_writes(&uid, version.as_deref());
     action
 }
 
@@ -119,6 +120,17 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     let mut status = before.clone();
     let secret_before = ctx.secret_written(&uid);
     let outcome = sync::sync(&key, ctx, &mut status, hub, secret).await;
+    if let Err(problem) = &outcome
+        && problem.is_stale()
+    {
+        // Decided from an out-of-date copy: a status worked out from it could wipe out what a newer
+        // reconcile recorded (the key id above all). Look again once the cache has caught up.
+        info!(
+            reason = problem.reason(),
+            "the ApiKey changed meanwhile; retrying from the newer version"
+        );
+        return Ok(requeue(CATCH_UP));
+    }
     let now = ctx.now();
     let generation = key.metadata.generation;
     status.observed_generation = generation;

@@ -273,17 +273,15 @@ impl Context {
             .cloned()
     }
 
-    /// Ends the bookkeeping of a reconcile of `uid`: every version it wrote but its last is superseded.
-    pub fn settle_writes(&self, uid: &str) {
-        let mut versions = self
+    /// Ends the bookkeeping of a reconcile of `uid` that started from `version` (see [`superseded`]).
+    pub fn settle_writes(&self, uid: &str, version: Option<&str>) {
+        let written = self
             .written
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid)
             .unwrap_or_default();
-        let last = versions.pop();
-        // A write that changed nothing keeps the version, which is then still the newest.
-        versions.retain(|v| Some(v) != last.as_ref());
+        let versions = superseded(version, written);
         let mut superseded = self.superseded.lock().unwrap_or_else(|p| p.into_inner());
         if versions.is_empty() {
             superseded.remove(uid);
@@ -397,6 +395,21 @@ where
         .await
         .map_err(Error::kube("patch status"))?;
     Ok(written.meta().resource_version.clone())
+}
+
+/// The versions of an object that a reconcile, started from `start`, has left behind: once it wrote
+/// (`written`, in order), the version it started from and every version it wrote but its last. The
+/// version it started from counts too: another watch (the Secret's) can bring a reconcile before the
+/// ApiKey watch has delivered these writes, and that reconcile would act on the object as it was
+/// before them.
+fn superseded(start: Option<&str>, mut written: Vec<String>) -> Vec<String> {
+    let Some(last) = written.pop() else {
+        return Vec::new();
+    };
+    written.extend(start.map(str::to_owned));
+    // A write that changed nothing keeps the version, which is then still the newest.
+    written.retain(|v| *v != last);
+    written
 }
 
 /// Reads `name` from the API server's watch cache (`resourceVersion=0`) instead of etcd: cheaper, and
@@ -560,4 +573,28 @@ fn controllers(
 /// Requeue action after `d`.
 pub(crate) fn requeue(d: Duration) -> Action {
     Action::requeue(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::superseded;
+
+    fn versions(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_reconcile_that_wrote_leaves_its_start_and_all_but_its_last_write_behind() {
+        let mut left = superseded(Some("1"), versions(&["2", "3"]));
+        left.sort();
+        assert_eq!(left, versions(&["1", "2"]));
+    }
+
+    #[test]
+    fn a_reconcile_that_wrote_nothing_or_changed_nothing_leaves_nothing_behind() {
+        assert!(superseded(Some("1"), Vec::new()).is_empty());
+        assert!(superseded(Some("1"), versions(&["1"])).is_empty());
+        assert!(superseded(None, Vec::new()).is_empty());
+        assert_eq!(superseded(None, versions(&["2", "3"])), versions(&["2"]));
+    }
 }

@@ -78,6 +78,15 @@ impl Problem {
         }
     }
 
+    /// Whether a write conditional on the version this reconcile started from was refused because
+    /// the object had moved on.
+    pub fn is_stale(&self) -> bool {
+        matches!(
+            self,
+            Self::Kube(Error::Kube { source: kube::Error::Api(status), .. }) if status.code == 409
+        )
+    }
+
     /// Whether waiting may fix it without a change from the user.
     pub fn is_transient(&self) -> bool {
         match self {
