@@ -200,8 +200,7 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     Ok(requeue(delay))
 }
 
-/// What a reconcile depends on besides time: the spec (generation), the rotate request, the Secret
-/// and the hub's spec and readiness. Status and usage are outputs, so they are left out.
+/// The version of the Secret a reconcile read, one of its inputs; none when it read none.
 fn secret_version(target: &Target) -> Option<&str> {
     match target {
         Target::Read(secret) => secret
@@ -211,6 +210,8 @@ fn secret_version(target: &Target) -> Option<&str> {
     }
 }
 
+/// What a reconcile depends on besides time and the Secret: the spec (generation), the rotate
+/// request and the hub's spec and readiness. Status and usage are outputs, so they are left out.
 fn inputs_fingerprint(key: &ApiKey, hub: Option<&ModelHub>) -> String {
     let hub_state = hub.map(hub_inputs);
     format!(

@@ -151,13 +151,8 @@ pub async fn sync(
         })?;
 
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
-    let secret_name = plan::secret_name(key);
-    if let Some(s) = &existing
-        && !plan::secret_owned_by(s, key)
-    {
-        return Err(Problem::SecretConflict(secret_name));
-    }
-    status.secret_name = Some(secret_name);
+    ensure_ours(existing.as_ref(), key)?;
+    status.secret_name = Some(plan::secret_name(key));
     let base_url = hub
         .spec
         .inference_endpoint
@@ -218,6 +213,16 @@ pub async fn sync(
         None => plan::usage_while_suspended(status, now),
     };
     Ok(Synced { usage, hub, caps })
+}
+
+/// Refuses a target Secret that exists and is not this ApiKey's: keysmith never overwrites it.
+fn ensure_ours(secret: Option<&Secret>, key: &ApiKey) -> SyncResult<()> {
+    match secret {
+        Some(secret) if !plan::secret_owned_by(secret, key) => {
+            Err(Problem::SecretConflict(plan::secret_name(key)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Forces `desired.disabled` on while keysmith itself must stop the key (a limit only it enforces,
@@ -678,11 +683,7 @@ async fn issue(
     let ((), found) = futures::try_join!(marked, looked_up)?;
     // A Secret of someone else's stops the create after its marker: the next reconcile reads the
     // Secret first, reports the same conflict, and once it is resolved finds no key to recover.
-    if let Some(found) = &found
-        && !plan::secret_owned_by(found, key)
-    {
-        return Err(Problem::SecretConflict(plan::secret_name(key)));
-    }
+    ensure_ours(found.as_ref(), key)?;
     let existing = found.as_ref().or(existing);
     failpoint("before-provider-create");
 
