@@ -13,11 +13,13 @@ RUN rustup target add "${TARGET}" \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# Every workspace member's manifest must be present; only the operator and its libraries are built.
+COPY crates ./crates
 COPY src ./src
 # Cache mounts keep the registry and target directory between builds without baking them into a layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target "${TARGET}" --bin keysmith \
+    cargo build --release --locked --target "${TARGET}" -p keysmith --bin keysmith \
  && cp "target/${TARGET}/release/keysmith" /keysmith
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -24,7 +24,7 @@ demo: ## Control plane, simulator and operator with the examples applied, until 
 	hack/demo.sh
 
 test: lint cluster-up ## Lints, unit and integration tests on the real control plane, then the e2e demo
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --workspace --all-targets
 	hack/chart-check.sh
 	hack/demo.sh --once
 
@@ -39,11 +39,11 @@ bench-smoke: cluster-up ## The benchmark's plumbing in a minute: 50 ApiKeys, 1 r
 
 lint: ## rustfmt, clippy (warnings are errors) and hadolint
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	hack/lint-dockerfile.sh
 
 crds: ## Regenerate crds/ from the Rust types
-	$(CARGO) run --locked -q -- crds > crds/keysmith.dev.yaml
+	$(CARGO) run --locked -q -p keysmith -- crds > crds/keysmith.dev.yaml
 	cp crds/keysmith.dev.yaml charts/keysmith/crds/keysmith.dev.yaml
 
 fmt: ## Format the code

@@ -16,8 +16,9 @@ log() { printf '[demo] %s\n' "$*" >&2; }
 export KUBECONFIG=$("$here/cluster.sh" kubeconfig)
 kubectl() { "$here/kubectl" "$@"; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/keysmith/cargo-target}
-cargo build --locked --quiet --bin keysmith
+cargo build --locked --quiet -p keysmith --bin keysmith -p keysmith-simulators --bin keysmith-sim
 keysmith=$CARGO_TARGET_DIR/debug/keysmith
+keysmith_sim=$CARGO_TARGET_DIR/debug/keysmith-sim
 
 work=$(mktemp -d)
 pids=()
@@ -35,7 +36,7 @@ kubectl wait --for=condition=Established --timeout=60s crd/apikeys.keysmith.dev 
 management_key="sk-or-v1-$(openssl rand -hex 32)"
 imported_key="sk-or-v1-$(openssl rand -hex 32)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-KEYSMITH_SIMULATOR_MANAGEMENT_KEY=$management_key "$keysmith" simulate openrouter --addr "127.0.0.1:$port" \
+KEYSMITH_SIMULATOR_MANAGEMENT_KEY=$management_key "$keysmith_sim" openrouter --addr "127.0.0.1:$port" \
   >"$work/simulator.log" 2>&1 &
 pids+=($!)
 until curl -fs -o /dev/null "http://127.0.0.1:$port/_sim/clock"; do sleep 0.2; done

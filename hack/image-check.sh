@@ -15,7 +15,7 @@ command -v musl-gcc >/dev/null && command -v buildah >/dev/null ||
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools buildah >/dev/null; }
 
 export CARGO_TARGET_DIR=$KEYSMITH_CACHE/cargo-target-musl
-(cd "$root" && cargo build --release --locked --target "$target" --bin keysmith)
+(cd "$root" && cargo build --release --locked --target "$target" -p keysmith --bin keysmith)
 bin=$CARGO_TARGET_DIR/$target/release/keysmith
 # A scratch image has no loader or libc: the binary must not need one (no PT_INTERP segment).
 if readelf -l "$bin" | grep -q 'Requesting program interpreter'; then log "$bin is dynamically linked"; exit 1; fi

@@ -28,47 +28,6 @@ pub enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds), for `kubectl apply -f -`.
     Crds,
-    /// Run a local simulator of a provider's management API, for demos and tests.
-    Simulate(SimulateArgs),
-}
-
-/// Flags of `keysmith simulate`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SimulateArgs {
-    /// The provider to simulate.
-    #[arg(value_enum)]
-    pub provider: SimulatedProvider,
-    /// Address to listen on.
-    #[arg(long, env = "KEYSMITH_SIMULATOR_ADDR", default_value = "127.0.0.1:8787")]
-    pub addr: SocketAddr,
-    /// Management (admin) key the simulator accepts. Test hooks live under `/_sim/`.
-    #[arg(long, env = "KEYSMITH_SIMULATOR_MANAGEMENT_KEY", hide_env_values = true)]
-    pub management_key: String,
-}
-
-/// Providers with a simulator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SimulatedProvider {
-    /// OpenRouter's management API (`/api/v1`).
-    Openrouter,
-    /// DigitalOcean's GenAI model API keys (`/v2/gen-ai/models/api_keys`) and inference `/v1/models`;
-    /// the management key is the API token it accepts.
-    Digitalocean,
-    /// Together AI's inference API (`/v1/models`); the management key is a key it accepts.
-    Together,
-    /// A generic OpenAI-compatible server (`/v1/models`); the management key is a key it accepts.
-    OpenaiCompatible,
-    /// OpenAI's Administration API (`/v1/organization`) and `/v1/models`, with project `proj_default`.
-    Openai,
-    /// aiXplain's API-key endpoints (`/sdk/api-keys`); the management key is the team API key.
-    Aixplain,
-    /// Anthropic's Admin API (API keys, workspaces, usage and cost reports) and `/v1/models`; the
-    /// management key is the admin key.
-    Anthropic,
-    /// Google's API Keys API (`/v2`), its OAuth2 token endpoint (`/token`) and the Gemini API's
-    /// `/v1beta/models`. The management key is accepted as a bearer token; the test service
-    /// account's key file is served at `/_sim/service-account`.
-    Google,
 }
 
 /// Flags of `keysmith run`.
@@ -140,7 +99,8 @@ fn parse_renew_interval(text: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::duration::parse(text).ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h"))
+    keysmith_core::duration::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h"))
 }
 
 /// How log lines are written.

@@ -5,19 +5,14 @@
 //! drive the same code paths users run.
 
 pub mod cli;
-pub mod clock;
 pub mod controller;
-pub mod crd;
-pub mod duration;
 pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod plugin;
-pub mod provider;
 pub mod run;
 pub mod server;
-pub mod simulator;
 pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -2,20 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use keysmith::{
-    cli::{Cli, Command, SimulateArgs, SimulatedProvider},
-    crd, plugin, run,
-    simulator::{
-        self,
-        aixplain::AixplainSim,
-        anthropic::AnthropicSim,
-        clock::Clock,
-        digitalocean::DigitalOceanSim,
-        google::GoogleSim,
-        openai::OpenAiSim,
-        openrouter::OpenRouterSim,
-        validate_only::{Flavor, ValidateOnlySim},
-    },
-    telemetry,
+    cli::{Cli, Command},
+    plugin, run, telemetry,
 };
 
 #[tokio::main]
@@ -45,8 +33,9 @@ async fn main() -> ExitCode {
             Ok(shutdown) => run::run(args, shutdown).await.map_err(Into::into),
             Err(err) => Err(err.into()),
         },
-        Command::Crds => crd::crds_yaml().map(|yaml| print!("{yaml}")).map_err(Into::into),
-        Command::Simulate(args) => simulate(args).await,
+        Command::Crds => keysmith_api::crds_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,32 +44,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn simulate(args: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let shutdown = run::shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    let router = match args.provider {
-        SimulatedProvider::Openrouter => OpenRouterSim::new([args.management_key], Clock::new()).router(),
-        SimulatedProvider::Digitalocean => DigitalOceanSim::new([args.management_key], Clock::new()).router(),
-        SimulatedProvider::Together => {
-            ValidateOnlySim::new(Flavor::Together, [args.management_key], Clock::new()).router()
-        }
-        SimulatedProvider::OpenaiCompatible => {
-            ValidateOnlySim::new(Flavor::OpenAiCompatible, [args.management_key], Clock::new()).router()
-        }
-        SimulatedProvider::Openai => OpenAiSim::new([args.management_key], Clock::new()).router(),
-        SimulatedProvider::Aixplain => AixplainSim::new([args.management_key], Clock::new()).router(),
-        SimulatedProvider::Anthropic => AnthropicSim::new([args.management_key], Clock::new()).router(),
-        SimulatedProvider::Google => {
-            let sim = GoogleSim::new(Clock::new());
-            sim.add_static_token(&args.management_key);
-            sim.router()
-        }
-    };
-    tracing::info!(addr = %listener.local_addr()?, provider = ?args.provider, "simulator listening");
-    simulator::serve(listener, router, shutdown).await?;
-    Ok(())
 }
 
 /// Renders an error with its sources, `outer: inner: root`, so one log line tells the whole story.

@@ -8,7 +8,7 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
 };
 
-use crate::crd::{ApiKey, ModelHub, conditions};
+use keysmith_api::{ApiKey, ModelHub, conditions};
 
 /// kubectl keysmith: hubs and keys at a glance.
 #[derive(Debug, Parser)]
@@ -67,7 +67,7 @@ pub async fn run(cli: PluginCli) -> Result<String, Error> {
     if let PluginCommand::Rotate { name } = &cli.command {
         // A fresh token per request: the controller rotates once per distinct value.
         let token = jiff::Timestamp::now().to_string();
-        let patch = serde_json::json!({"metadata": {"annotations": {crate::plan::ROTATE_ANNOTATION: token}}});
+        let patch = serde_json::json!({"metadata": {"annotations": {keysmith_api::well_known::ROTATE_ANNOTATION: token}}});
         keys.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|e| Error::List("apikeys", e))?;
@@ -248,7 +248,7 @@ pub fn invoked_as_plugin(argv0: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{ApiKeySpec, ApiKeyStatus, Usage};
+    use keysmith_api::{ApiKeySpec, ApiKeyStatus, Usage};
 
     fn key(name: &str, status: Option<ApiKeyStatus>) -> ApiKey {
         let spec: ApiKeySpec = serde_json::from_value(serde_json::json!({"hubRef": {"name": "or"}})).unwrap();

@@ -8,15 +8,14 @@ use kube::{Api, Client};
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::{
-    Error, Result,
-    cli::RunArgs,
-    controller::{self, Context, DefaultProviderFactory, Scope, Settings},
-    crd::{ApiKey, ModelHub},
-    leader,
-    metrics::Metrics,
-    server::{self, Readiness},
-};
+use crate::Error;
+use crate::Result;
+use crate::cli::RunArgs;
+use crate::controller::{self, Context, DefaultProviderFactory, Scope, Settings};
+use crate::leader;
+use crate::metrics::Metrics;
+use crate::server::{self, Readiness};
+use keysmith_api::{ApiKey, ModelHub};
 
 /// Runs the operator until `shutdown` resolves.
 ///

@@ -2,7 +2,9 @@
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::{Error, Result, cli::LogFormat};
+use crate::Error;
+use crate::Result;
+use crate::cli::LogFormat;
 
 /// Installs the global tracing subscriber. `RUST_LOG` takes precedence over `level` so a developer
 /// can raise verbosity without touching the flags a Deployment sets.

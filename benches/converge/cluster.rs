@@ -10,7 +10,7 @@ use std::{
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use keysmith::crd::{ApiKey, ModelHub};
+use keysmith_api::{ApiKey, ModelHub};
 use kube::{
     Api, Client, Config,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},

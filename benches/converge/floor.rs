@@ -16,12 +16,10 @@ use std::sync::{
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use keysmith::{
-    controller::{DefaultProviderFactory, ProviderFactory},
-    crd::{ApiKey, ModelHub},
-    plan,
-    provider::{DynProvider, SecretValue},
-};
+use keysmith::controller::{DefaultProviderFactory, ProviderFactory};
+use keysmith::plan;
+use keysmith_api::{ApiKey, ModelHub};
+use keysmith_providers::{DynProvider, SecretValue};
 use kube::{
     Api, Client, ResourceExt,
     api::{Patch, PatchParams, PostParams},
@@ -29,7 +27,8 @@ use kube::{
 use serde_json::json;
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use crate::{Result, cluster::MANAGEMENT_KEY};
+use crate::Result;
+use crate::cluster::MANAGEMENT_KEY;
 
 /// The floor client's workers, fed with created ApiKeys.
 pub struct Floor {
@@ -107,7 +106,7 @@ impl Shared {
         let name = key.name_any();
         let keys = Api::<ApiKey>::namespaced(self.client.clone(), &ns);
         let params = PatchParams::default();
-        let tag = plan::attempt_tag(&uid, &format!("{:08x}", rand::random::<u32>()));
+        let tag = keysmith_providers::tag::attempt_tag(&uid, &format!("{:08x}", rand::random::<u32>()));
 
         let marker = json!({"status": {"pendingCreate": {"tag": tag, "reason": "Create"}}});
         self.write(keys.patch_status(&name, &params, &Patch::Merge(&marker)))
@@ -118,7 +117,7 @@ impl Shared {
 
         let delivery = plan::Delivery {
             base_url: self.base_url.clone(),
-            published: plan::published_limits(key, &self.hub),
+            published: keysmith_limits::published_limits(key, &self.hub),
         };
         let secret = plan::desired_secret(key, &created.value, Some(&created.record.id), &delivery);
         let secrets = Api::<Secret>::namespaced(self.client.clone(), &ns);

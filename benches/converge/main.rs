@@ -22,19 +22,15 @@ mod writes;
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use clap::Parser;
-use keysmith::{
-    crd::{ModelHub, conditions},
-    simulator::{clock::Clock, openrouter::OpenRouterSim},
-};
+use keysmith_api::{ModelHub, conditions};
+use keysmith_simulators::{clock::Clock, openrouter::OpenRouterSim};
 use kube::Api;
 use tokio::time::Instant;
 
-use crate::{
-    cluster::{Cluster, HUB, MANAGEMENT_KEY},
-    floor::Floor,
-    operator::{LogSummary, Operator, ProcStats},
-    writes::{Changes, NsWatch, Requests},
-};
+use crate::cluster::{Cluster, HUB, MANAGEMENT_KEY};
+use crate::floor::Floor;
+use crate::operator::{LogSummary, Operator, ProcStats};
+use crate::writes::{Changes, NsWatch, Requests};
 
 pub type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -77,7 +73,8 @@ pub struct Args {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    keysmith::duration::parse(text).ok_or_else(|| format!("{text:?} is not a duration such as 10s or 2m"))
+    keysmith_core::duration::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 10s or 2m"))
 }
 
 /// Which phase.
@@ -240,7 +237,7 @@ async fn create_and_wait(
     args: &Args,
     ns: &str,
     watch: &NsWatch,
-    created: impl Fn(keysmith::crd::ApiKey),
+    created: impl Fn(keysmith_api::ApiKey),
 ) -> Result<(u64, Duration, Option<Duration>)> {
     let start = Instant::now();
     let create = async {

@@ -21,7 +21,7 @@ use std::{
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Secret};
-use keysmith::crd::{ApiKey, ModelHub, conditions};
+use keysmith_api::{ApiKey, ModelHub, conditions};
 use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{WatchStreamExt, watcher},

@@ -18,13 +18,10 @@ use super::{
     requeue,
     sync::{self, Synced, Target},
 };
-use crate::{
-    crd::{
-        ApiKey, ApiKeyStatus, DeletionPolicy, Enforcement, FIELD_MANAGER, ModelHub, OnLimitExceeded,
-        conditions,
-    },
-    metrics::KeyFigures,
-    plan,
+use crate::metrics::KeyFigures;
+use crate::plan;
+use keysmith_api::{
+    ApiKey, ApiKeyStatus, DeletionPolicy, Enforcement, FIELD_MANAGER, ModelHub, OnLimitExceeded, conditions,
 };
 
 /// Controller name in metrics.
@@ -217,7 +214,7 @@ fn inputs_fingerprint(key: &ApiKey, hub: Option<&ModelHub>) -> String {
     format!(
         "{:?}|{:?}|{:?}",
         key.metadata.generation,
-        key.annotations().get(plan::ROTATE_ANNOTATION),
+        key.annotations().get(keysmith_api::well_known::ROTATE_ANNOTATION),
         hub_state,
     )
 }
@@ -243,7 +240,11 @@ pub(super) fn hub_inputs(hub: &ModelHub) -> String {
 /// attempt, has no Secret of keysmith's that a cache could miss: its Secret is looked up later, with
 /// the marker's write (see [`Target::Unread`]).
 async fn read_secret(key: &ApiKey, ctx: &Context, ns: &str) -> Result<Target> {
-    if plan::first_key_pending(key) && !key.annotations().contains_key(plan::ISSUING_ANNOTATION) {
+    if plan::first_key_pending(key)
+        && !key
+            .annotations()
+            .contains_key(keysmith_api::well_known::ISSUING_ANNOTATION)
+    {
         return Ok(Target::Unread);
     }
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), ns);
@@ -291,8 +292,8 @@ fn report_synced(
 ) {
     let generation = key.metadata.generation;
     let caps = &synced.caps;
-    status.effective_limits = Some(plan::effective_limits(key, &synced.hub, caps));
-    let breaches = plan::breaches(key, &synced.hub, &synced.usage, caps);
+    status.effective_limits = Some(keysmith_limits::effective_limits(key, &synced.hub, caps));
+    let breaches = keysmith_limits::breaches(key, &synced.hub, &synced.usage, caps);
     status.usage = Some(synced.usage.clone());
     let resets = synced
         .usage
@@ -479,7 +480,7 @@ fn next_wake(usage: Duration, status: &ApiKeyStatus, now: jiff::Timestamp) -> Du
 fn usage_interval(ctx: &Context, hub: Option<&ModelHub>) -> Duration {
     let base = hub
         .and_then(|h| h.spec.usage_refresh_interval.as_deref())
-        .and_then(crate::duration::parse)
+        .and_then(keysmith_core::duration::parse)
         .unwrap_or(ctx.settings.default_usage_interval);
     plan::jittered(base.as_secs().max(1), rand::random::<f64>())
 }
@@ -544,7 +545,7 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         ids.extend(
             listed
                 .into_iter()
-                .filter(|k| plan::tagged_uid(&k.name) == Some(uid.as_str()))
+                .filter(|k| keysmith_providers::tag::tagged_uid(&k.name) == Some(uid.as_str()))
                 .map(|k| k.id),
         );
     }
@@ -553,7 +554,7 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
     for id in &ids {
         match provider.delete_key(id).await {
             Ok(()) => {}
-            Err(crate::provider::Error::Unsupported(what)) if imported => {
+            Err(keysmith_providers::Error::Unsupported(what)) if imported => {
                 ctx.event(
                     &*key,
                     false,
@@ -583,7 +584,7 @@ async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::RotationStatus;
+    use keysmith_api::RotationStatus;
 
     #[test]
     fn the_next_wake_is_the_nearest_future_deadline_capped_by_the_usage_interval() {

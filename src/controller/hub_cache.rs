@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::crd::ModelHub;
+use keysmith_api::ModelHub;
 
 /// One store per watched scope (all namespaces, or each namespace of `--namespace`).
 #[derive(Default)]

@@ -5,6 +5,7 @@ mod api_key;
 mod echoes;
 mod failpoint;
 mod hub_cache;
+mod instrumented;
 mod model_hub;
 mod providers;
 mod restart;
@@ -37,12 +38,10 @@ pub use failpoint::failpoint;
 pub use providers::{DefaultProviderFactory, ProviderFactory};
 pub use sync::Problem;
 
-use crate::{
-    clock::Clock,
-    crd::{ApiKey, FIELD_MANAGER, ModelHub},
-    metrics::Metrics,
-    provider,
-};
+use crate::metrics::Metrics;
+use keysmith_api::{ApiKey, FIELD_MANAGER, ModelHub};
+use keysmith_core::clock::Clock;
+use keysmith_providers;
 
 /// Errors that end a reconcile early. Problems the user can fix (a missing hub, a refused
 /// credential) are not errors here: they become conditions and Events instead.
@@ -66,7 +65,7 @@ pub enum Error {
     Serialize(#[source] serde_json::Error),
     /// Revoking the provider key during deletion failed.
     #[error("cannot revoke the provider key")]
-    Revoke(#[source] provider::Error),
+    Revoke(#[source] keysmith_providers::Error),
 }
 
 impl Error {
@@ -303,7 +302,7 @@ impl Context {
         api: &Api<ApiKey>,
         key: &ApiKey,
         at: Option<String>,
-        status: &crate::crd::ApiKeyStatus,
+        status: &keysmith_api::ApiKeyStatus,
     ) -> Result<()> {
         let version = write_status(api, &key.name_any(), at, status).await?;
         self.wrote(&key.uid().unwrap_or_default(), version);

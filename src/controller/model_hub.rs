@@ -7,10 +7,9 @@ use kube::{Api, ResourceExt, api::ListParams, runtime::controller::Action};
 use tracing::{instrument, warn};
 
 use super::{Context, Error, Result, patch_status, providers::HubClientError, requeue};
-use crate::{
-    crd::{AccountStatus, ApiKey, KeyCounts, ModelHub, ModelHubStatus, conditions},
-    plan, provider,
-};
+use crate::plan;
+use keysmith_api::{AccountStatus, ApiKey, KeyCounts, ModelHub, ModelHubStatus, conditions};
+use keysmith_providers;
 
 /// Controller name in metrics.
 const CONTROLLER: &str = "modelhub";
@@ -34,7 +33,7 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
         .spec
         .usage_refresh_interval
         .as_deref()
-        .and_then(crate::duration::parse)
+        .and_then(keysmith_core::duration::parse)
         .unwrap_or(ctx.settings.default_usage_interval);
 
     let action = match check(&hub, &ctx, &ns, &mut status).await {
@@ -59,8 +58,8 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
                 HubProblem::Client(e) => (e.reason(), e.to_string(), ctx.backoff(&uid, interval)),
                 HubProblem::Provider(e) => {
                     let reason = match e {
-                        provider::Error::Unauthorized { .. } => "Unauthorized",
-                        provider::Error::Forbidden { .. } => "NotAuthorized",
+                        keysmith_providers::Error::Unauthorized { .. } => "Unauthorized",
+                        keysmith_providers::Error::Forbidden { .. } => "NotAuthorized",
                         e if e.is_transient() => "ProviderUnreachable",
                         e => e.reason(),
                     };
@@ -113,7 +112,7 @@ pub fn error_policy(hub: Arc<ModelHub>, err: &Error, ctx: Arc<Context>) -> Actio
 #[derive(Debug)]
 enum HubProblem {
     Client(HubClientError),
-    Provider(provider::Error),
+    Provider(keysmith_providers::Error),
 }
 
 async fn check(
@@ -130,7 +129,7 @@ async fn check(
     status.capabilities = Some(client.capabilities());
     let account = client.verify().await.map_err(HubProblem::Provider)?;
     // Rounded to a tenth of a cent: float noise must not cause a status write on every poll.
-    let money = plan::money;
+    let money = keysmith_limits::money;
     status.account = Some(AccountStatus {
         credits_usd: money(account.credits_usd),
         usage_usd: money(account.usage_usd),
@@ -143,7 +142,7 @@ async fn check(
         .map_err(|e| HubProblem::Client(HubClientError::Kube(e)))?;
     let mut counts = KeyCounts::default();
     for key in &keys {
-        match plan::tagged_uid(&key.name) {
+        match keysmith_providers::tag::tagged_uid(&key.name) {
             Some(uid) if uids.contains(uid) => counts.managed += 1,
             Some(_) => counts.orphaned += 1,
             None => {}

@@ -9,41 +9,32 @@ use std::{
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
-use crate::{
-    clock::Clock,
-    crd::{ModelHub, Provider},
-    metrics::Metrics,
-    provider::{
-        self, DynProvider, SecretValue,
-        aixplain::{self, AixplainClient},
-        anthropic::{self, AnthropicClient},
-        digitalocean::{self, DigitalOceanClient},
-        google::{self, GoogleClient, GoogleSettings},
-        http::{HttpConfig, Pause, Pauses, Transport},
-        instrumented::Instrumented,
-        openai::{self, OpenAiClient},
-        openrouter::{self, OpenRouterClient},
-        validate_only::{self, Flavor, ValidateOnlyClient},
-    },
+use keysmith_api::{ModelHub, Provider};
+use keysmith_core::{Clock, SecretValue};
+use keysmith_providers::{
+    DynProvider,
+    registry::{self, Registry},
 };
+
+use super::instrumented::Instrumented;
+use crate::metrics::Metrics;
 
 /// Builds a provider client for a hub. Tests substitute their own factory.
 pub trait ProviderFactory: Send + Sync {
     /// A client for `hub`, authenticated with `credential` (absent for import-only use).
-    fn build(&self, hub: &ModelHub, credential: Option<SecretValue>) -> provider::Result<DynProvider>;
+    fn build(
+        &self,
+        hub: &ModelHub,
+        credential: Option<SecretValue>,
+    ) -> keysmith_providers::Result<DynProvider>;
     /// The base URL clients call, when the hub does not set `spec.inferenceEndpoint`.
     fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str>;
 }
 
-/// The real clients.
+/// The real clients, from the providers' registry.
 #[derive(Debug, Default)]
 pub struct DefaultProviderFactory {
-    /// "Now" for clients that compute report windows from the current time (OpenAI, Anthropic):
-    /// real time, except in tests that move keysmith's clock and their simulators' together.
-    clock: Clock,
-    /// The `Retry-After` pauses, one per provider API and management credential: a provider limits
-    /// the credential, so hubs sharing one (or a hub whose client is rebuilt) share its pause.
-    pauses: Pauses,
+    registry: Registry,
 }
 
 impl DefaultProviderFactory {
@@ -53,130 +44,22 @@ impl DefaultProviderFactory {
     /// [`Context`]: super::Context
     pub fn with_clock(clock: Clock) -> Self {
         Self {
-            clock,
-            pauses: Pauses::default(),
+            registry: Registry::with_clock(clock),
         }
     }
 }
 
 impl ProviderFactory for DefaultProviderFactory {
-    fn build(&self, hub: &ModelHub, credential: Option<SecretValue>) -> provider::Result<DynProvider> {
-        let mut config = HttpConfig::default();
-        if let Some(limit) = &hub.spec.api_rate_limit {
-            config.requests_per_second = limit.requests_per_second;
-            config.burst = limit.burst.unwrap_or(1);
-        }
-        let credential = credential.unwrap_or_else(|| SecretValue::new(""));
-        // Without a management credential the calls present each imported key itself: nothing to
-        // share with other hubs.
-        let pause = if credential.expose().is_empty() {
-            Pause::default()
-        } else {
-            self.pauses.get(&format!(
-                "{}\n{}\n{}",
-                hub.spec.provider.as_str(),
-                hub.spec.endpoint.as_deref().unwrap_or_default().trim(),
-                credential.fingerprint()
-            ))
-        };
-        let transport = Transport::with_pause(config, pause)?;
-        match hub.spec.provider {
-            Provider::Openrouter => {
-                let endpoint = hub
-                    .spec
-                    .endpoint
-                    .as_deref()
-                    .unwrap_or(openrouter::DEFAULT_ENDPOINT);
-                Ok(Arc::new(OpenRouterClient::new(endpoint, credential, transport)?))
-            }
-            Provider::Aixplain => {
-                let endpoint = hub.spec.endpoint.as_deref().unwrap_or(aixplain::DEFAULT_ENDPOINT);
-                Ok(Arc::new(AixplainClient::new(endpoint, credential, transport)?))
-            }
-            Provider::Anthropic => {
-                let endpoint = hub
-                    .spec
-                    .endpoint
-                    .as_deref()
-                    .unwrap_or(anthropic::DEFAULT_ENDPOINT);
-                // Imported keys are checked where clients call Claude; by default that is the same
-                // host as the Admin API.
-                let inference = hub.spec.inference_endpoint.as_deref().unwrap_or(endpoint);
-                let workspace = hub.spec.anthropic.as_ref().and_then(|a| a.workspace_id.clone());
-                Ok(Arc::new(
-                    AnthropicClient::new(endpoint, inference, credential, workspace, transport)?
-                        .with_clock(self.clock.clone()),
-                ))
-            }
-            Provider::Digitalocean => {
-                let endpoint = hub
-                    .spec
-                    .endpoint
-                    .as_deref()
-                    .unwrap_or(digitalocean::DEFAULT_ENDPOINT);
-                let inference = hub
-                    .spec
-                    .inference_endpoint
-                    .as_deref()
-                    .unwrap_or(digitalocean::DEFAULT_INFERENCE_ENDPOINT);
-                Ok(Arc::new(DigitalOceanClient::new(
-                    endpoint, inference, credential, transport,
-                )?))
-            }
-            Provider::Together | Provider::OpenaiCompatible => {
-                let flavor = match hub.spec.provider {
-                    Provider::Together => Flavor::Together,
-                    _ => Flavor::OpenAiCompatible,
-                };
-                Ok(Arc::new(ValidateOnlyClient::new(
-                    flavor,
-                    hub.spec.inference_endpoint.as_deref(),
-                    Some(credential),
-                    transport,
-                )?))
-            }
-            Provider::Openai => {
-                let endpoint = hub.spec.endpoint.as_deref().unwrap_or(openai::DEFAULT_ENDPOINT);
-                let inference = hub
-                    .spec
-                    .inference_endpoint
-                    .as_deref()
-                    .unwrap_or(openai::DEFAULT_INFERENCE_ENDPOINT);
-                Ok(Arc::new(
-                    OpenAiClient::new(
-                        endpoint,
-                        inference,
-                        credential,
-                        hub.spec.openai.clone(),
-                        transport,
-                    )?
-                    .with_clock(self.clock.clone()),
-                ))
-            }
-            Provider::Google => {
-                let settings = hub.spec.google.as_ref();
-                let settings = GoogleSettings {
-                    endpoint: hub.spec.endpoint.clone(),
-                    inference_endpoint: hub.spec.inference_endpoint.clone(),
-                    token_endpoint: settings.and_then(|g| g.token_endpoint.clone()),
-                    project: settings.map(|g| g.project.clone()),
-                };
-                Ok(Arc::new(GoogleClient::new(settings, &credential, transport)?))
-            }
-        }
+    fn build(
+        &self,
+        hub: &ModelHub,
+        credential: Option<SecretValue>,
+    ) -> keysmith_providers::Result<DynProvider> {
+        self.registry.build(&hub.spec, credential)
     }
 
     fn default_inference_endpoint(&self, provider: Provider) -> Option<&'static str> {
-        match provider {
-            Provider::Openrouter => Some(openrouter::DEFAULT_INFERENCE_ENDPOINT),
-            Provider::Aixplain => Some(aixplain::DEFAULT_INFERENCE_ENDPOINT),
-            Provider::Anthropic => Some(anthropic::DEFAULT_INFERENCE_ENDPOINT),
-            Provider::Digitalocean => Some(digitalocean::DEFAULT_INFERENCE_ENDPOINT),
-            Provider::Together => Some(validate_only::TOGETHER_DEFAULT_ENDPOINT),
-            Provider::Openai => Some(openai::DEFAULT_INFERENCE_ENDPOINT),
-            Provider::Google => Some(google::DEFAULT_INFERENCE_ENDPOINT),
-            _ => None,
-        }
+        registry::default_inference_endpoint(provider)
     }
 }
 
@@ -194,7 +77,7 @@ pub enum HubClientError {
     Kube(#[source] kube::Error),
     /// The client could not be built.
     #[error(transparent)]
-    Provider(provider::Error),
+    Provider(keysmith_providers::Error),
 }
 
 impl HubClientError {

@@ -10,10 +10,9 @@ use serde_json::json;
 use tracing::info;
 
 use super::{Context, Error};
-use crate::{
-    crd::{ApiKey, ApiKeyStatus, RestartTarget, WorkloadKind},
-    plan::{self, RESTARTED_FOR_ANNOTATION, RestartPlan},
-};
+use crate::plan::{self, RestartPlan};
+use keysmith_api::well_known::RESTARTED_FOR_ANNOTATION;
+use keysmith_api::{ApiKey, ApiKeyStatus, RestartTarget, WorkloadKind};
 
 /// Carries out [`plan::restart_plan`]. A missing workload or a missing permission is reported as a
 /// Warning Event and not retried (the next rotation tries again); other API failures are retried.

@@ -22,14 +22,12 @@ use kube::{
 use tracing::{info, warn};
 
 use super::{Context, Error, api_key::FINALIZER, failpoint, get_cached, providers::HubClientError};
-use crate::{
-    crd::{
-        ApiKey, ApiKeyStatus, Capabilities, Enforcement, FIELD_MANAGER, ModelHub, PendingCreate, Suspension,
-        Usage,
-    },
-    plan::{self, KeyChange},
-    provider::{self, DynProvider, KeyRecord, KeySettings, SecretValue},
+use crate::plan::{self, KeyChange};
+use keysmith_api::{
+    ApiKey, ApiKeyStatus, Capabilities, CreateKind, Enforcement, FIELD_MANAGER, ModelHub, PendingCreate,
+    Suspension, Usage,
 };
+use keysmith_providers::{self, DynProvider, KeyRecord, KeySettings, SecretValue};
 
 /// Why a key is not in the state its spec asks for, in terms the user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +53,7 @@ pub enum Problem {
     Unsupported(&'static str),
     /// The provider refused or failed a call.
     #[error("{0}")]
-    Provider(#[from] provider::Error),
+    Provider(#[from] keysmith_providers::Error),
     /// A Kubernetes call failed.
     #[error("{0}")]
     Kube(#[from] Error),
@@ -165,7 +163,7 @@ pub async fn sync(
         .unwrap_or_default();
     let delivery = plan::Delivery {
         base_url,
-        published: plan::published_limits(key, &hub),
+        published: keysmith_limits::published_limits(key, &hub),
     };
 
     let mut caps = provider.capabilities();
@@ -205,12 +203,12 @@ pub async fn sync(
         )
         .await?
     };
-    let reset = plan::budget_reset_in_force(key, &hub);
+    let reset = keysmith_limits::budget_reset_in_force(key, &hub);
     let now = ctx.clock.now();
     let usage = match usage {
-        Some(usage) => plan::usage_status(&usage, reset, now),
+        Some(usage) => keysmith_limits::usage_status(&usage, reset, now),
         // No live key on purpose (see `suspend`): nothing new to report.
-        None => plan::usage_while_suspended(status, now),
+        None => keysmith_limits::usage_while_suspended(status, now),
     };
     Ok(Synced { usage, hub, caps })
 }
@@ -231,13 +229,13 @@ fn enforce(
     key: &ApiKey,
     hub: &ModelHub,
     caps: &Capabilities,
-    usage: &provider::KeyUsage,
+    usage: &keysmith_providers::KeyUsage,
     now: jiff::Timestamp,
     desired: &mut KeySettings,
 ) -> bool {
-    let usage = plan::usage_status(usage, plan::budget_reset_in_force(key, hub), now);
-    let breaches = plan::breaches(key, hub, &usage, caps);
-    let blocked = plan::operator_blocks(key, &breaches, caps, now);
+    let usage = keysmith_limits::usage_status(usage, keysmith_limits::budget_reset_in_force(key, hub), now);
+    let breaches = keysmith_limits::breaches(key, hub, &usage, caps);
+    let blocked = keysmith_limits::operator_blocks(key, &breaches, caps, now);
     desired.disabled |= blocked;
     blocked
 }
@@ -281,7 +279,7 @@ async fn import(
     provider: &DynProvider,
     delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
-) -> SyncResult<(provider::KeyUsage, bool)> {
+) -> SyncResult<(keysmith_providers::KeyUsage, bool)> {
     let Some(import) = &key.spec.import else {
         return Ok(Default::default());
     };
@@ -353,7 +351,7 @@ async fn import(
         // regenerates again rather than trusting a value the provider no longer accepts.
         status.pending_create = Some(PendingCreate {
             tag: record.id.clone(),
-            reason: "Regenerate".into(),
+            reason: CreateKind::Regenerate,
         });
         let rotation = status.rotation.get_or_insert_with(Default::default);
         if rotation.replaced_import_fingerprint.is_none() {
@@ -383,7 +381,10 @@ async fn import(
         let rotation = status.rotation.get_or_insert_with(Default::default);
         rotation.last_rotated_at = Some(now.to_string());
         rotation.next_rotation_at = plan::next_rotation(key, now).map(|t| t.to_string());
-        rotation.last_requested_token = key.annotations().get(plan::ROTATE_ANNOTATION).cloned();
+        rotation.last_requested_token = key
+            .annotations()
+            .get(keysmith_api::well_known::ROTATE_ANNOTATION)
+            .cloned();
         status.fingerprint = Some(created.value.fingerprint());
         ctx.write_key_status(&api, key, None, status).await?;
         ctx.event(
@@ -418,7 +419,7 @@ async fn import(
         ctx.event(key, false, reason, "Update", note).await;
         let usage = record.usage.clone();
         record = provider.update_key(&record.id, &desired).await?;
-        if record.usage == provider::KeyUsage::default() {
+        if record.usage == keysmith_providers::KeyUsage::default() {
             record.usage = usage;
         }
     }
@@ -441,7 +442,7 @@ async fn mint(
     provider: &DynProvider,
     delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
-) -> SyncResult<Option<provider::KeyUsage>> {
+) -> SyncResult<Option<keysmith_providers::KeyUsage>> {
     let uid = key.uid().ok_or(Error::MissingUid)?;
     let mut held_value = existing.and_then(|s| plan::secret_value(s, key));
     let mut held_id = existing.and_then(plan::secret_key_id).map(str::to_owned);
@@ -460,8 +461,8 @@ async fn mint(
     let now = ctx.clock.now();
     if status.suspended.is_some() {
         finish_revoke(key, ctx, provider, status).await?;
-        let usage = plan::usage_while_suspended(status, now);
-        let breaches = plan::breaches(key, hub, &usage, &caps);
+        let usage = keysmith_limits::usage_while_suspended(status, now);
+        let breaches = keysmith_limits::breaches(key, hub, &usage, &caps);
         if plan::suspension_reason(key, &breaches, &caps, now).is_some() {
             return Ok(None);
         }
@@ -486,11 +487,15 @@ async fn mint(
     // `fresh`: a key was just issued and its Secret written, so the Secret needs no second look.
     let (record, value, fresh) = match (record, held_value) {
         (Some(record), Some(value)) if value_matches => {
-            let tag = plan::name_tag(&record.name)
+            let tag = keysmith_providers::tag::name_tag(&record.name)
                 .map(str::to_owned)
                 .unwrap_or_else(|| new_tag(&uid));
-            let usage = plan::usage_status(&record.usage, plan::budget_reset_in_force(key, hub), now);
-            let breaches = plan::breaches(key, hub, &usage, &caps);
+            let usage = keysmith_limits::usage_status(
+                &record.usage,
+                keysmith_limits::budget_reset_in_force(key, hub),
+                now,
+            );
+            let breaches = keysmith_limits::breaches(key, hub, &usage, &caps);
             if let Some(why) = plan::suspension_reason(key, &breaches, &caps, now) {
                 suspend(key, ctx, provider, status, why).await?;
                 return Ok(Some(record.usage));
@@ -510,7 +515,16 @@ async fn mint(
                     )
                     .await;
                     let (record, value) = issue(
-                        key, ctx, hub, secrets, existing, unread, provider, delivery, status, "Rotate",
+                        key,
+                        ctx,
+                        hub,
+                        secrets,
+                        existing,
+                        unread,
+                        provider,
+                        delivery,
+                        status,
+                        CreateKind::Rotate,
                     )
                     .await?;
                     (record, value, true)
@@ -532,7 +546,16 @@ async fn mint(
                     )
                     .await;
                     let (record, value) = issue(
-                        key, ctx, hub, secrets, existing, unread, provider, delivery, status, "Reissue",
+                        key,
+                        ctx,
+                        hub,
+                        secrets,
+                        existing,
+                        unread,
+                        provider,
+                        delivery,
+                        status,
+                        CreateKind::Reissue,
                     )
                     .await?;
                     (record, value, true)
@@ -542,8 +565,8 @@ async fn mint(
         (record, _) => {
             // A key that must not work and cannot be disabled is not issued (or, live but unheld, is
             // revoked): it is issued once it may work.
-            let usage = plan::usage_while_suspended(status, now);
-            let breaches = plan::breaches(key, hub, &usage, &caps);
+            let usage = keysmith_limits::usage_while_suspended(status, now);
+            let breaches = keysmith_limits::breaches(key, hub, &usage, &caps);
             if let Some(why) = plan::suspension_reason(key, &breaches, &caps, now) {
                 if record.is_some() {
                     suspend(key, ctx, provider, status, why).await?;
@@ -560,12 +583,15 @@ async fn mint(
             // No key yet, the key vanished at the provider, or the Secret lost its value: a new key is
             // the only way to deliver one (the old value cannot be read back).
             let reason = if status.key_id.is_none() {
-                "Create"
+                CreateKind::Create
             } else {
-                "Replace"
+                CreateKind::Replace
             };
             if record.is_some() || status.key_id.is_some() {
-                warn!(reason, "provider key or its Secret is missing: issuing a new key");
+                warn!(
+                    reason = reason.as_str(),
+                    "provider key or its Secret is missing: issuing a new key"
+                );
             }
             let (record, value) = issue(
                 key, ctx, hub, secrets, existing, unread, provider, delivery, status, reason,
@@ -645,7 +671,7 @@ async fn issue(
     provider: &DynProvider,
     delivery: &plan::Delivery,
     status: &mut ApiKeyStatus,
-    reason: &str,
+    reason: CreateKind,
 ) -> SyncResult<(KeyRecord, SecretValue)> {
     let uid = key.uid().ok_or(Error::MissingUid)?;
     // One previous key at a time: a key still in its overlap is revoked before another takes its place,
@@ -663,7 +689,7 @@ async fn issue(
         if key.finalizers().iter().any(|f| f == FINALIZER) {
             status.pending_create = Some(PendingCreate {
                 tag: tag.clone(),
-                reason: reason.to_owned(),
+                reason,
             });
             ctx.write_key_status(&api, key, key.resource_version(), status)
                 .await?;
@@ -690,7 +716,7 @@ async fn issue(
     let caps = provider.capabilities();
     let mut desired = plan::desired_settings(key, hub, &tag);
     // A new key has no usage yet, but it may be born past an expiry only keysmith enforces.
-    desired.disabled |= plan::operator_expired(key, &caps, ctx.clock.now());
+    desired.disabled |= keysmith_limits::operator_expired(key, &caps, ctx.clock.now());
     let created = provider.create_key(&desired).await?;
     failpoint("after-provider-create");
 
@@ -714,7 +740,7 @@ async fn issue(
     status.key_label = created.record.label.clone();
     status.fingerprint = Some(created.value.fingerprint());
     status.expires_at = reported_expiry(key, &caps, &created.record);
-    let rotating = reason == "Rotate";
+    let rotating = reason == CreateKind::Rotate;
     if let Some(old) = previous.clone() {
         // Recorded in the same write as the new key, so status never loses track of the old one: a
         // crash or a failed revocation below is retried by `revoke_previous`.
@@ -735,13 +761,13 @@ async fn issue(
     // before it leaves the marker, and recovery adopts the key the Secret already holds. Nor does it
     // get an Event: the Ready condition and `status.keyId` say it, and at ten thousand keys an Event
     // each would be ten thousand writes nobody asked for. Every later key is announced.
-    if reason != "Create" {
+    if reason != CreateKind::Create {
         ctx.event(
             key,
             false,
             "KeyIssued",
             "Create",
-            format!("provider key {} issued ({reason})", created.record.id),
+            format!("provider key {} issued ({})", created.record.id, reason.as_str()),
         )
         .await;
     }
@@ -758,7 +784,7 @@ async fn issue(
     Ok((created.record, created.value))
 }
 
-/// Adds the finalizer and the first key's crash-safety marker ([`plan::ISSUING_ANNOTATION`]) in one
+/// Adds the finalizer and the first key's crash-safety marker ([`keysmith_api::well_known::ISSUING_ANNOTATION`]) in one
 /// merge patch, conditional on the version the decision to create was made from (a conflict means a
 /// stale decision, retried from fresh state). A merge patch, like the finalizer helpers of kube-rs,
 /// and not an apply: it is the cheaper write for the API server, and keysmith owns no other field of
@@ -770,7 +796,7 @@ async fn mark_first_issue(key: &ApiKey, ctx: &Context, api: &Api<ApiKey>, tag: &
         "metadata": {
             "resourceVersion": key.resource_version(),
             "finalizers": finalizers,
-            "annotations": { plan::ISSUING_ANNOTATION: tag },
+            "annotations": { keysmith_api::well_known::ISSUING_ANNOTATION: tag },
         },
     });
     let written = api
@@ -797,7 +823,7 @@ async fn recover(
         .list_keys()
         .await?
         .into_iter()
-        .filter(|k| plan::tagged_uid(&k.name) == Some(uid))
+        .filter(|k| keysmith_providers::tag::tagged_uid(&k.name) == Some(uid))
         .collect();
     let recorded = |id: &String| Some(id) == status.key_id.as_ref() || Some(id) == previous.as_ref();
     let mut adopted = secret_key_id
@@ -826,7 +852,7 @@ async fn recover(
     let rotating = status
         .pending_create
         .as_ref()
-        .is_some_and(|p| p.reason == "Rotate");
+        .is_some_and(|p| p.reason == CreateKind::Rotate);
     if let Some(id) = adopted {
         // The Secret holds this key: it replaces whatever status recorded.
         if let Some(old) = status.key_id.replace(id.clone()).filter(|old| *old != id) {
@@ -850,7 +876,10 @@ fn retire_after_overlap(key: &ApiKey, status: &mut ApiKeyStatus, previous: Strin
     rotation.previous_key_revoke_at = now.checked_add(overlap).ok().map(|t| t.to_string());
     rotation.last_rotated_at = Some(now.to_string());
     rotation.next_rotation_at = plan::next_rotation(key, now).map(|t| t.to_string());
-    rotation.last_requested_token = key.annotations().get(plan::ROTATE_ANNOTATION).cloned();
+    rotation.last_requested_token = key
+        .annotations()
+        .get(keysmith_api::well_known::ROTATE_ANNOTATION)
+        .cloned();
 }
 
 /// When to revoke the previous key.
@@ -898,7 +927,7 @@ async fn revoke_previous(
 
 fn new_tag(uid: &str) -> String {
     let nonce: u32 = rand::random();
-    plan::attempt_tag(uid, &format!("{nonce:08x}"))
+    keysmith_providers::tag::attempt_tag(uid, &format!("{nonce:08x}"))
 }
 
 /// Writes the Secret unless it already has the desired content.

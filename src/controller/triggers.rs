@@ -18,10 +18,8 @@ use kube::{
 };
 
 use super::Context;
-use crate::{
-    crd::{ApiKey, ModelHub},
-    plan::{MANAGED_BY, MANAGED_BY_LABEL},
-};
+use keysmith_api::well_known::{MANAGED_BY, MANAGED_BY_LABEL};
+use keysmith_api::{ApiKey, ModelHub};
 
 /// Written by `kubectl apply` (client side): a copy of the whole object, which no reconcile reads.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";

@@ -1,0 +1,97 @@
+//! Which effective limits usage has reached, and whether keysmith itself must stop the key.
+
+use jiff::Timestamp;
+use keysmith_api::{ApiKey, Capabilities, Enforcement, ModelHub, Usage};
+
+use crate::effective::{effective_budget, effective_key_limits, effective_rate_limit};
+
+/// A limit that usage has reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Breach {
+    /// The spec field of the limit, e.g. `budget` or `limits.requestsPerDay`.
+    pub limit: &'static str,
+    /// What was reached, for the condition message and the Event.
+    pub message: String,
+    /// Who enforces the limit.
+    pub enforcement: Enforcement,
+}
+
+/// Every effective limit that `usage` has reached, with its enforcement under `caps`.
+pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities) -> Vec<Breach> {
+    let mut out = Vec::new();
+    if let (Some((budget, _)), Some(spent)) = (effective_budget(key, hub), usage.current_usd)
+        && spent >= budget.limit_usd
+    {
+        out.push(Breach {
+            limit: "budget",
+            message: format!(
+                "spend {spent:.3} USD reached the budget of {:.3} USD",
+                budget.limit_usd
+            ),
+            enforcement: caps.budget,
+        });
+    }
+    let limits = effective_key_limits(key, hub);
+    let counted = [
+        (
+            "limits.requestsPerDay",
+            "requests",
+            limits.requests_per_day,
+            usage.requests_today,
+        ),
+        (
+            "limits.tokensPerDay",
+            "tokens",
+            limits.tokens_per_day,
+            usage.tokens_today,
+        ),
+    ];
+    for (limit, unit, cap, used) in counted {
+        if let (Some(cap), Some(used)) = (cap, used)
+            && used >= cap
+        {
+            out.push(Breach {
+                limit,
+                message: format!("{used} {unit} today reached {limit} = {cap}"),
+                enforcement: caps.rate_limits,
+            });
+        }
+    }
+    // A request rate over a whole day is a daily request cap too (a stricter `limits.requestsPerDay`
+    // already reached is the one named).
+    if let Some((rate, _)) = effective_rate_limit(key, hub)
+        && rate.interval_seconds == 86_400
+        && let Some(used) = usage.requests_today
+        && used >= rate.requests
+        && !out.iter().any(|b| b.limit == "limits.requestsPerDay")
+    {
+        out.push(Breach {
+            limit: "rateLimit",
+            message: format!(
+                "{used} requests today reached rateLimit = {} per day",
+                rate.requests
+            ),
+            enforcement: caps.rate_limits,
+        });
+    }
+    out
+}
+
+/// Whether keysmith itself must stop the key: `Reject` and a reached limit that only keysmith
+/// enforces, or an expiry the provider does not hold that has passed.
+pub fn operator_blocks(key: &ApiKey, breaches: &[Breach], caps: &Capabilities, now: Timestamp) -> bool {
+    let reject = key.spec.on_limit_exceeded.unwrap_or_default() == keysmith_api::OnLimitExceeded::Reject;
+    let over = reject && breaches.iter().any(|b| b.enforcement == Enforcement::Operator);
+    over || operator_expired(key, caps, now)
+}
+
+/// Whether `spec.expiresAt` has passed for a provider whose keys carry no expiry of their own.
+pub fn operator_expired(key: &ApiKey, caps: &Capabilities, now: Timestamp) -> bool {
+    caps.expiry == Enforcement::Operator
+        && key
+            .spec
+            .expires_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .is_some_and(|t| t <= now)
+}
