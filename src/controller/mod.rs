@@ -2,21 +2,17 @@
 //! back-off and the provider clients built from each hub.
 
 mod api_key;
-mod echoes;
 mod failpoint;
+mod finalizer;
 mod hub_cache;
 mod instrumented;
+mod memory;
 mod model_hub;
 mod providers;
 mod restart;
-mod sync;
 mod triggers;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -34,14 +30,13 @@ use kube::{
 use serde::Serialize;
 use tracing::{info, warn};
 
+pub use api_key::Problem;
 pub use failpoint::failpoint;
 pub use providers::{DefaultProviderFactory, ProviderFactory};
-pub use sync::Problem;
 
 use crate::metrics::Metrics;
-use keysmith_api::{ApiKey, FIELD_MANAGER, ModelHub};
+use keysmith_api::{ApiKey, FIELD_MANAGER, ModelHub, reasons::Reason};
 use keysmith_core::clock::Clock;
-use keysmith_providers;
 
 /// Errors that end a reconcile early. Problems the user can fix (a missing hub, a refused
 /// credential) are not errors here: they become conditions and Events instead.
@@ -72,11 +67,17 @@ impl Error {
     /// Short label for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::MissingNamespace | Self::MissingUid => "MalformedObject",
-            Self::Kube { .. } => "KubernetesApiError",
-            Self::Serialize(_) => "SerializationError",
+            Self::MissingNamespace | Self::MissingUid => Reason::MalformedObject.as_str(),
+            Self::Kube { .. } => Reason::KubernetesApiError.as_str(),
+            Self::Serialize(_) => Reason::SerializationError.as_str(),
             Self::Revoke(e) => e.reason(),
         }
+    }
+
+    /// Whether a write conditional on the version a reconcile started from was refused because the
+    /// object had moved on (409 Conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
     }
 
     pub(crate) fn kube(context: &'static str) -> impl FnOnce(kube::Error) -> Self {
@@ -119,20 +120,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// "Now" for every decision: real time, shifted only by tests that cross windows and expiries.
     pub clock: Clock,
-    /// Consecutive failures per object uid, for back-off.
-    failures: Mutex<HashMap<String, u32>>,
-    /// Per object uid: the inputs of the last reconcile and when the next one is due.
-    due: Mutex<HashMap<String, (String, std::time::Instant)>>,
-    /// Per object uid: versions the reconcile in progress wrote, in order.
-    written: Mutex<HashMap<String, Vec<String>>>,
-    /// Per object uid: versions the last reconcile wrote and then wrote over. A watch event carrying
-    /// one of them comes from a cache that has not caught up with that reconcile's last write, whose
-    /// own event is on its way; acting on it would redo work (a marker seen again means a recovery).
-    superseded: Mutex<HashMap<String, Vec<String>>>,
-    /// Per object uid: the version of its Secret keysmith last wrote.
-    secret_writes: Mutex<HashMap<String, String>>,
-    /// ApiKey versions keysmith wrote whose watch events have not come back yet.
-    echoes: echoes::Echoes,
+    /// What is remembered about each object between reconciles.
+    memory: memory::ObjectMemory,
     /// The hubs, as the ApiKey controller's watches hold them.
     hubs: hub_cache::HubCache,
 }
@@ -167,12 +156,7 @@ impl Context {
             client,
             settings,
             clock,
-            failures: Mutex::new(HashMap::new()),
-            due: Mutex::new(HashMap::new()),
-            written: Mutex::new(HashMap::new()),
-            superseded: Mutex::new(HashMap::new()),
-            secret_writes: Mutex::new(HashMap::new()),
-            echoes: echoes::Echoes::default(),
+            memory: memory::ObjectMemory::default(),
             hubs: hub_cache::HubCache::default(),
         })
     }
@@ -186,12 +170,7 @@ impl Context {
     /// `cap` (the healthy polling interval), with jitter, so a broken object never polls faster than a
     /// healthy one does once its back-off has grown.
     pub fn backoff(&self, uid: &str, cap: Duration) -> Duration {
-        let n = {
-            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            let n = failures.entry(uid.to_owned()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        };
+        let n = self.memory.failed(uid);
         let base = self.settings.error_backoff_base.as_secs_f64() * 2f64.powi(n.min(20) as i32 - 1);
         let capped = base.min(cap.as_secs_f64()).max(1.0);
         crate::plan::jittered(capped.round() as u64, rand::random::<f64>())
@@ -200,48 +179,23 @@ impl Context {
     /// How long until `uid` is due, if its inputs are unchanged since the last reconcile and it is not
     /// due yet.
     pub fn not_due(&self, uid: &str, inputs: &str) -> Option<Duration> {
-        let due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        let (seen, at) = due.get(uid)?;
-        (seen == inputs)
-            .then(|| at.checked_duration_since(std::time::Instant::now()))
-            .flatten()
+        self.memory.not_due(uid, inputs)
     }
 
     /// Records the inputs of a finished reconcile and when the next one is due.
     pub fn remember(&self, uid: &str, inputs: String, delay: Duration) {
-        let at = std::time::Instant::now() + delay;
-        self.due
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uid.to_owned(), (inputs, at));
+        self.memory.remember(uid, inputs, delay);
     }
 
     /// Forgets everything about a deleted object.
     pub fn forget(&self, uid: &str) {
-        self.due.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
-        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
-        self.wrote_secret(uid, None);
-        self.superseded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-        self.echoes.forget(uid);
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
+        self.memory.forget(uid);
     }
 
     /// Records that the reconcile of `uid` in progress wrote the object, producing `version`.
     pub fn wrote(&self, uid: &str, version: Option<String>) {
         if let Some(version) = version {
-            self.echoes.record(uid, &version);
-            self.written
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(uid.to_owned())
-                .or_default()
-                .push(version);
+            self.memory.wrote(uid, &version);
         }
     }
 
@@ -249,50 +203,30 @@ impl Context {
     /// awaited). Such an event changes nothing the reconcile that wrote it did not already know.
     pub fn is_echo(&self, key: &ApiKey) -> bool {
         match (key.uid(), key.resource_version()) {
-            (Some(uid), Some(version)) => self.echoes.take(&uid, &version),
+            (Some(uid), Some(version)) => self.memory.take_echo(&uid, &version),
             _ => false,
         }
     }
 
     /// Records that keysmith wrote the Secret of `uid`, producing `version`.
     pub fn wrote_secret(&self, uid: &str, version: Option<String>) {
-        let mut writes = self.secret_writes.lock().unwrap_or_else(|p| p.into_inner());
-        match version {
-            Some(version) => writes.insert(uid.to_owned(), version),
-            None => writes.remove(uid),
-        };
+        self.memory.wrote_secret(uid, version);
     }
 
     /// The version of the Secret of `uid` that keysmith last wrote, if it wrote one since it started.
     pub fn secret_written(&self, uid: &str) -> Option<String> {
-        self.secret_writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(uid)
-            .cloned()
+        self.memory.secret_written(uid)
     }
 
-    /// Ends the bookkeeping of a reconcile of `uid` that started from `version` (see [`superseded`]).
+    /// Ends the bookkeeping of a reconcile of `uid` that started from `version`: the version it
+    /// started from and all but its last write are superseded.
     pub fn settle_writes(&self, uid: &str, version: Option<&str>) {
-        let written = self
-            .written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid)
-            .unwrap_or_default();
-        let versions = superseded(version, written);
-        let mut superseded = self.superseded.lock().unwrap_or_else(|p| p.into_inner());
-        if versions.is_empty() {
-            superseded.remove(uid);
-        } else {
-            superseded.insert(uid.to_owned(), versions);
-        }
+        self.memory.settle_writes(uid, version);
     }
 
     /// Whether `version` of `uid` is one its last reconcile already wrote over.
     pub fn is_superseded(&self, uid: &str, version: Option<&str>) -> bool {
-        let superseded = self.superseded.lock().unwrap_or_else(|p| p.into_inner());
-        version.is_some_and(|v| superseded.get(uid).is_some_and(|vs| vs.iter().any(|s| s == v)))
+        self.memory.is_superseded(uid, version)
     }
 
     /// Writes an ApiKey's status under keysmith's field manager, refused with a conflict unless the
@@ -311,27 +245,21 @@ impl Context {
 
     /// Forgets the failures of `uid` after a success.
     pub fn succeeded(&self, uid: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
+        self.memory.succeeded(uid);
     }
 
-    /// Publishes an Event about `obj`; failures to publish are logged, never fatal.
+    /// Publishes an Event about `obj`; failures to publish are logged, never fatal. `reason` is a
+    /// [`Reason`]'s wire string, or a condition's reason being announced.
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
-        warning: bool,
+        type_: EventType,
         reason: &str,
         action: &str,
         note: String,
     ) {
         let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+            type_,
             reason: reason.into(),
             note: Some(truncate(note, 1000)),
             action: action.into(),
@@ -394,21 +322,6 @@ where
         .await
         .map_err(Error::kube("patch status"))?;
     Ok(written.meta().resource_version.clone())
-}
-
-/// The versions of an object that a reconcile, started from `start`, has left behind: once it wrote
-/// (`written`, in order), the version it started from and every version it wrote but its last. The
-/// version it started from counts too: another watch (the Secret's) can bring a reconcile before the
-/// ApiKey watch has delivered these writes, and that reconcile would act on the object as it was
-/// before them.
-fn superseded(start: Option<&str>, mut written: Vec<String>) -> Vec<String> {
-    let Some(last) = written.pop() else {
-        return Vec::new();
-    };
-    written.extend(start.map(str::to_owned));
-    // A write that changed nothing keeps the version, which is then still the newest.
-    written.retain(|v| *v != last);
-    written
 }
 
 /// Reads `name` from the API server's watch cache (`resourceVersion=0`) instead of etcd: cheaper, and
@@ -572,28 +485,4 @@ fn controllers(
 /// Requeue action after `d`.
 pub(crate) fn requeue(d: Duration) -> Action {
     Action::requeue(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::superseded;
-
-    fn versions(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn a_reconcile_that_wrote_leaves_its_start_and_all_but_its_last_write_behind() {
-        let mut left = superseded(Some("1"), versions(&["2", "3"]));
-        left.sort();
-        assert_eq!(left, versions(&["1", "2"]));
-    }
-
-    #[test]
-    fn a_reconcile_that_wrote_nothing_or_changed_nothing_leaves_nothing_behind() {
-        assert!(superseded(Some("1"), Vec::new()).is_empty());
-        assert!(superseded(Some("1"), versions(&["1"])).is_empty());
-        assert!(superseded(None, Vec::new()).is_empty());
-        assert_eq!(superseded(None, versions(&["2", "3"])), versions(&["2"]));
-    }
 }

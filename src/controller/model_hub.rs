@@ -3,13 +3,16 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use kube::{Api, ResourceExt, api::ListParams, runtime::controller::Action};
+use kube::{
+    Api, ResourceExt,
+    api::ListParams,
+    runtime::{controller::Action, events::EventType},
+};
 use tracing::{instrument, warn};
 
 use super::{Context, Error, Result, patch_status, providers::HubClientError, requeue};
 use crate::plan;
-use keysmith_api::{AccountStatus, ApiKey, KeyCounts, ModelHub, ModelHubStatus, conditions};
-use keysmith_providers;
+use keysmith_api::{AccountStatus, ApiKey, KeyCounts, ModelHub, ModelHubStatus, conditions, reasons::Reason};
 
 /// Controller name in metrics.
 const CONTROLLER: &str = "modelhub";
@@ -43,7 +46,7 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
                 &mut status.conditions,
                 conditions::READY,
                 true,
-                "CredentialsVerified",
+                Reason::CredentialsVerified.as_str(),
                 "the provider accepted the management credential",
                 generation,
                 &now,
@@ -54,13 +57,17 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
             let (reason, message, wait) = match &problem {
                 HubProblem::Client(
                     e @ (HubClientError::NoCredentialsRef | HubClientError::CredentialsMissing { .. }),
-                ) => ("CredentialsMissing", e.to_string(), CREDENTIALS_POLL),
+                ) => (
+                    Reason::CredentialsMissing.as_str(),
+                    e.to_string(),
+                    CREDENTIALS_POLL,
+                ),
                 HubProblem::Client(e) => (e.reason(), e.to_string(), ctx.backoff(&uid, interval)),
                 HubProblem::Provider(e) => {
                     let reason = match e {
-                        keysmith_providers::Error::Unauthorized { .. } => "Unauthorized",
-                        keysmith_providers::Error::Forbidden { .. } => "NotAuthorized",
-                        e if e.is_transient() => "ProviderUnreachable",
+                        keysmith_providers::Error::Unauthorized { .. } => Reason::Unauthorized.as_str(),
+                        keysmith_providers::Error::Forbidden { .. } => Reason::NotAuthorized.as_str(),
+                        e if e.is_transient() => Reason::ProviderUnreachable.as_str(),
                         e => e.reason(),
                     };
                     (reason, e.to_string(), ctx.backoff(&uid, interval))
@@ -86,7 +93,11 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
     {
         ctx.event(
             &*hub,
-            new.status != "True",
+            if new.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
             &new.reason,
             "Verify",
             new.message.clone(),

@@ -9,7 +9,7 @@ use std::{
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
-use keysmith_api::{ModelHub, Provider};
+use keysmith_api::{ModelHub, Provider, reasons::Reason};
 use keysmith_core::{Clock, SecretValue};
 use keysmith_providers::{
     DynProvider,
@@ -84,8 +84,8 @@ impl HubClientError {
     /// Condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::NoCredentialsRef | Self::CredentialsMissing { .. } => "CredentialsMissing",
-            Self::Kube(_) => "KubernetesApiError",
+            Self::NoCredentialsRef | Self::CredentialsMissing { .. } => Reason::CredentialsMissing.as_str(),
+            Self::Kube(_) => Reason::KubernetesApiError.as_str(),
             Self::Provider(e) => e.reason(),
         }
     }

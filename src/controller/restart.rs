@@ -12,7 +12,8 @@ use tracing::info;
 use super::{Context, Error};
 use crate::plan::{self, RestartPlan};
 use keysmith_api::well_known::RESTARTED_FOR_ANNOTATION;
-use keysmith_api::{ApiKey, ApiKeyStatus, RestartTarget, WorkloadKind};
+use keysmith_api::{ApiKey, ApiKeyStatus, RestartTarget, WorkloadKind, reasons::Reason};
+use kube::runtime::events::EventType;
 
 /// Carries out [`plan::restart_plan`]. A missing workload or a missing permission is reported as a
 /// Warning Event and not retried (the next rotation tries again); other API failures are retried.
@@ -40,7 +41,14 @@ pub async fn restart_targets(
                             "{:?} {} restarted to pick up the new key",
                             target.kind, target.name
                         );
-                        ctx.event(key, false, "WorkloadRestarted", "Restart", note).await;
+                        ctx.event(
+                            key,
+                            EventType::Normal,
+                            Reason::WorkloadRestarted.as_str(),
+                            "Restart",
+                            note,
+                        )
+                        .await;
                     }
                     Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => {
                         let why = if e.code == 404 {
@@ -49,7 +57,14 @@ pub async fn restart_targets(
                             "cannot be patched by keysmith (enable the Helm value restartTargets.enabled)"
                         };
                         let note = format!("{:?} {} {why}; it was not restarted", target.kind, target.name);
-                        ctx.event(key, true, "RestartFailed", "Restart", note).await;
+                        ctx.event(
+                            key,
+                            EventType::Warning,
+                            Reason::RestartFailed.as_str(),
+                            "Restart",
+                            note,
+                        )
+                        .await;
                     }
                     Err(source) => {
                         return Err(Error::Kube {

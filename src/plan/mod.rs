@@ -14,7 +14,7 @@ pub use secret::{
 pub use settings::{KeyChange, desired_settings, key_change};
 
 use jiff::Timestamp;
-use keysmith_api::{ApiKey, Capabilities, Enforcement, well_known::ISSUING_ANNOTATION};
+use keysmith_api::{ApiKey, Capabilities, Enforcement, SuspensionReason, well_known::ISSUING_ANNOTATION};
 use keysmith_limits::{Breach, operator_expired};
 use kube::ResourceExt;
 
@@ -41,17 +41,17 @@ pub fn suspension_reason(
     breaches: &[Breach],
     caps: &Capabilities,
     now: Timestamp,
-) -> Option<&'static str> {
+) -> Option<SuspensionReason> {
     if caps.disable != Enforcement::Operator {
         return None;
     }
     let reject = key.spec.on_limit_exceeded.unwrap_or_default() == keysmith_api::OnLimitExceeded::Reject;
     if key.spec.disabled.unwrap_or(false) {
-        Some("Disabled")
+        Some(SuspensionReason::Disabled)
     } else if operator_expired(key, caps, now) {
-        Some("Expired")
+        Some(SuspensionReason::Expired)
     } else if reject && breaches.iter().any(|b| b.enforcement == Enforcement::Operator) {
-        Some("LimitExceeded")
+        Some(SuspensionReason::LimitExceeded)
     } else {
         None
     }

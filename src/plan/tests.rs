@@ -297,7 +297,7 @@ fn a_key_is_suspended_only_where_the_provider_cannot_disable_it() {
     let breached = breaches(&k, &h, &over, &revoking);
     assert_eq!(
         suspension_reason(&k, &breached, &revoking, now),
-        Some("LimitExceeded")
+        Some(keysmith_api::SuspensionReason::LimitExceeded)
     );
     assert_eq!(suspension_reason(&k, &[], &revoking, now), None);
     // The provider disables keys itself: keysmith switches the key off instead of revoking it.
@@ -312,11 +312,14 @@ fn a_key_is_suspended_only_where_the_provider_cannot_disable_it() {
         "UseAnyway keeps it"
     );
     k.spec.expires_at = Some("2026-11-22T11:00:00Z".into());
-    assert_eq!(suspension_reason(&k, &[], &revoking, now), Some("Expired"));
+    assert_eq!(
+        suspension_reason(&k, &[], &revoking, now),
+        Some(keysmith_api::SuspensionReason::Expired)
+    );
     k.spec.disabled = Some(true);
     assert_eq!(
         suspension_reason(&k, &[], &revoking, now),
-        Some("Disabled"),
+        Some(keysmith_api::SuspensionReason::Disabled),
         "the spec comes first"
     );
 }
@@ -335,7 +338,11 @@ fn the_first_key_marker_is_pending_until_status_records_a_key() {
     status.key_id = Some("k1".into());
     assert!(!create_pending(&k, &status), "recorded: the marker is spent");
     status.key_id = None;
-    status.suspended = Some(keysmith_api::Suspension::default());
+    status.suspended = Some(keysmith_api::Suspension {
+        reason: keysmith_api::SuspensionReason::Disabled,
+        since: "2026-11-22T12:00:00Z".into(),
+        revoked_key_id: None,
+    });
     assert!(!create_pending(&k, &status), "no key on purpose");
     k.status = Some(keysmith_api::ApiKeyStatus {
         key_id: Some("k1".into()),

@@ -545,7 +545,7 @@ async fn a_key_openai_cannot_disable_is_revoked_and_a_new_one_is_issued_when_it_
         .await;
     assert!(env.account(&first).deleted, "the disabled key is revoked");
     let suspended = key.status.unwrap().suspended.unwrap();
-    assert_eq!(suspended.reason, "Disabled");
+    assert_eq!(suspended.reason.as_str(), "Disabled");
     assert_eq!(suspended.revoked_key_id.as_deref(), Some(first.as_str()));
     assert_eq!(env.secret_data("k").await.unwrap()["apiKey"], first_value);
 
@@ -572,7 +572,7 @@ async fn a_key_openai_cannot_disable_is_revoked_and_a_new_one_is_issued_when_it_
         .await;
     assert!(env.account(&second).deleted, "the key over budget is revoked");
     let status = key.status.unwrap();
-    assert_eq!(status.suspended.unwrap().reason, "LimitExceeded");
+    assert_eq!(status.suspended.unwrap().reason.as_str(), "LimitExceeded");
     assert_eq!(
         condition(Some(&status.conditions), "LimitExceeded"),
         Some(("True".into(), "BudgetExceeded".into()))

@@ -231,13 +231,34 @@ pub struct ApiKeyStatus {
     pub suspended: Option<Suspension>,
 }
 
+/// Why keysmith revoked a key the provider cannot disable.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum SuspensionReason {
+    /// `spec.disabled` is true.
+    Disabled,
+    /// `spec.expiresAt` has passed.
+    Expired,
+    /// A limit only keysmith enforces was reached under `onLimitExceeded: Reject`.
+    LimitExceeded,
+}
+
+impl SuspensionReason {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "Disabled",
+            Self::Expired => "Expired",
+            Self::LimitExceeded => "LimitExceeded",
+        }
+    }
+}
+
 /// Why and since when an ApiKey has no working key on purpose.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Suspension {
-    /// `Disabled` (`spec.disabled`), `Expired` (`spec.expiresAt` passed) or `LimitExceeded` (a limit
-    /// only keysmith enforces was reached under `onLimitExceeded: Reject`).
-    pub reason: String,
+    /// Why the key must not work.
+    pub reason: SuspensionReason,
     /// When keysmith decided to revoke the key (RFC 3339).
     pub since: String,
     /// The provider key that was revoked; unset until the provider confirmed the revocation.

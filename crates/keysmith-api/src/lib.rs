@@ -15,7 +15,7 @@ pub mod well_known;
 
 pub use api_key::{
     ApiKey, ApiKeySpec, ApiKeyStatus, DeletionPolicy, HubRef, ImportSpec, OnLimitExceeded, RestartTarget,
-    Rotation, Suspension, WorkloadKind,
+    Rotation, Suspension, SuspensionReason, WorkloadKind,
 };
 pub use common::{SecretDataKeys, SecretKeyRef, SecretSpec};
 pub use limits::{Budget, BudgetReset, Limits, ModelLimit, RateLimit, RequestLimits};

@@ -1,0 +1,114 @@
+//! Deleting an ApiKey: its provider keys are revoked unless `deletionPolicy: Orphan`.
+
+use std::sync::Arc;
+
+use keysmith_api::{ApiKey, DeletionPolicy, ModelHub, reasons::Reason};
+use keysmith_providers::tag;
+use kube::{
+    Api, ResourceExt,
+    runtime::{controller::Action, events::EventType},
+};
+use tracing::info;
+
+use crate::{
+    controller::{Context, Error, Result, providers::HubClientError},
+    plan,
+};
+
+/// Revokes every provider key the ApiKey may hold: the current one, a previous one in its overlap,
+/// and any an interrupted create left behind.
+pub async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
+    ctx.metrics
+        .forget_key(&key.namespace().unwrap_or_default(), &key.name_any());
+    ctx.forget(&key.uid().unwrap_or_default());
+    let policy = key.spec.deletion_policy.unwrap_or_default();
+    let status = key.status.clone().unwrap_or_default();
+    let imported = key.spec.import.is_some();
+    // An imported key is revoked only when keysmith knows its record at the provider (a `keyId`) and
+    // manages the hub with a credential; otherwise it cannot tell which key to revoke.
+    let anonymous_import = imported && status.key_id.is_none();
+    if policy == DeletionPolicy::Orphan || anonymous_import {
+        info!(?policy, imported, "leaving the provider key in place");
+        return Ok(Action::await_change());
+    }
+    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+    let hub = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&key.spec.hub_ref.name)
+        .await
+        .map_err(Error::kube("get ModelHub"))?;
+    let provider = match hub {
+        Some(hub) => match ctx.providers.client(&ctx.client, &hub, true).await {
+            Ok(client) => Some(client),
+            // A passing API hiccup must not release the finalizer with the key still live: retry.
+            Err(HubClientError::Kube(source)) => {
+                return Err(Error::Kube {
+                    context: "read the hub credentials",
+                    source,
+                });
+            }
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let Some(provider) = provider else {
+        if imported {
+            info!("no usable management credential for an imported key: leaving the key in place");
+            return Ok(Action::await_change());
+        }
+        // Without the hub or its credential nothing can be revoked; holding the finalizer would only
+        // block the namespace. Say so loudly instead.
+        let ids = status.key_id.clone().unwrap_or_else(|| "none".into());
+        ctx.event(
+            &*key,
+            EventType::Warning,
+            Reason::RevokeSkipped.as_str(),
+            "Delete",
+            format!("hub or credentials missing: provider key {ids} could not be revoked; revoke it at the provider"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    };
+    let uid = key.uid().unwrap_or_default();
+    let mut ids: Vec<String> = status.key_id.iter().cloned().collect();
+    ids.extend(status.rotation.as_ref().and_then(|r| r.previous_key_id.clone()));
+    if plan::create_pending(&key, &status) {
+        // An interrupted create may have left a key only its tag identifies.
+        let listed = provider.list_keys().await.map_err(Error::Revoke)?;
+        ids.extend(
+            listed
+                .into_iter()
+                .filter(|k| tag::tagged_uid(&k.name) == Some(uid.as_str()))
+                .map(|k| k.id),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    for id in &ids {
+        match provider.delete_key(id).await {
+            Ok(()) => {}
+            Err(keysmith_providers::Error::Unsupported(what)) if imported => {
+                ctx.event(
+                    &*key,
+                    EventType::Normal,
+                    Reason::RevokeUnsupported.as_str(),
+                    "Delete",
+                    format!("the provider does not allow {what}: imported key {id} stays; revoke it in the provider's console"),
+                )
+                .await;
+                return Ok(Action::await_change());
+            }
+            Err(err) => return Err(Error::Revoke(err)),
+        }
+    }
+    if !ids.is_empty() {
+        ctx.event(
+            &*key,
+            EventType::Normal,
+            Reason::KeyRevoked.as_str(),
+            "Delete",
+            format!("provider key(s) revoked: {}", ids.join(", ")),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}

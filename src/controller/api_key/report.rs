@@ -1,0 +1,264 @@
+//! The status a sync's outcome reports: conditions, usage and effective limits, the Events of
+//! condition transitions and when to look again. Pure, one small builder per condition.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use keysmith_api::{
+    ApiKey, ApiKeyStatus, Capabilities, Enforcement, ModelHub, OnLimitExceeded, Usage, conditions,
+    reasons::Reason,
+};
+use keysmith_limits::Breach;
+use kube::runtime::events::EventType;
+
+use super::Problem;
+
+/// A condition to set: status, reason and message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub status: bool,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Verdict {
+    fn new(status: bool, reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Writes a successful sync into `status`: usage, effective limits and every condition.
+pub fn synced(
+    key: &ApiKey,
+    hub: &ModelHub,
+    caps: &Capabilities,
+    usage: Usage,
+    status: &mut ApiKeyStatus,
+    now: &Time,
+) {
+    let generation = key.metadata.generation;
+    status.effective_limits = Some(keysmith_limits::effective_limits(key, hub, caps));
+    let breaches = keysmith_limits::breaches(key, hub, &usage, caps);
+    let set = |conditions: &mut Vec<_>, type_: &str, v: Verdict| {
+        conditions::set(
+            conditions,
+            type_,
+            v.status,
+            v.reason.as_str(),
+            v.message,
+            generation,
+            now,
+        );
+    };
+    set(
+        &mut status.conditions,
+        conditions::LIMIT_EXCEEDED,
+        limit_exceeded(&breaches, &usage),
+    );
+    let expired_at = status
+        .expires_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .filter(|t| *t <= now.0);
+    match expired(status.expires_at.as_deref(), expired_at) {
+        Some(v) => set(&mut status.conditions, conditions::EXPIRED, v),
+        None => conditions::remove(&mut status.conditions, conditions::EXPIRED),
+    }
+    let ready = ready(
+        key,
+        caps,
+        &breaches,
+        status.suspended.is_some(),
+        expired_at.is_some(),
+    );
+    set(&mut status.conditions, conditions::READY, ready);
+    status.usage = Some(usage);
+    conditions::remove(&mut status.conditions, conditions::RECONCILING);
+    conditions::remove(&mut status.conditions, conditions::STALLED);
+}
+
+/// Writes a failed sync into `status`: not Ready, and either Reconciling (keysmith retries) or
+/// Stalled (a change from the user is needed), kstatus-style.
+pub fn failed(key: &ApiKey, problem: &Problem, status: &mut ApiKeyStatus, now: &Time) {
+    let generation = key.metadata.generation;
+    let reason = problem.reason();
+    let message = problem.to_string();
+    let c = &mut status.conditions;
+    conditions::set(c, conditions::READY, false, reason, &message, generation, now);
+    if problem.is_transient() {
+        conditions::set(
+            c,
+            conditions::RECONCILING,
+            true,
+            reason,
+            "retrying",
+            generation,
+            now,
+        );
+        conditions::remove(c, conditions::STALLED);
+    } else {
+        conditions::set(c, conditions::STALLED, true, reason, message, generation, now);
+        conditions::remove(c, conditions::RECONCILING);
+    }
+}
+
+/// `LimitExceeded`: which enforced limits usage has reached, and when their window resets.
+pub fn limit_exceeded(breaches: &[Breach], usage: &Usage) -> Verdict {
+    if breaches.is_empty() {
+        return Verdict::new(
+            false,
+            Reason::WithinLimits,
+            "usage is within every enforced limit",
+        );
+    }
+    let reason = if breaches.iter().any(|b| b.limit == "budget") {
+        Reason::BudgetExceeded
+    } else {
+        Reason::RateLimitExceeded
+    };
+    let summary = breaches
+        .iter()
+        .map(|b| format!("{}: {} ({:?})", b.limit, b.message, b.enforcement))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let resets = usage
+        .window_resets_at
+        .as_deref()
+        .map(|t| format!("; the window resets at {t}"))
+        .unwrap_or_default();
+    Verdict::new(true, reason, format!("{summary}{resets}"))
+}
+
+/// `Expired`: absent without an expiry, true once it has passed.
+pub fn expired(expires_at: Option<&str>, expired_at: Option<Timestamp>) -> Option<Verdict> {
+    match (expires_at, expired_at) {
+        (_, Some(at)) => Some(Verdict::new(
+            true,
+            Reason::KeyExpired,
+            format!("the key expired at {at}; set a later spec.expiresAt to issue a new one"),
+        )),
+        (Some(at), None) => Some(Verdict::new(
+            false,
+            Reason::NotExpired,
+            format!("the key expires at {at}"),
+        )),
+        (None, None) => None,
+    }
+}
+
+/// `Ready`: whether the Secret holds a key that works. A disabled, expired or blocked key does not.
+/// The checks run in order; the first that holds names the reason.
+pub fn ready(
+    key: &ApiKey,
+    caps: &Capabilities,
+    breaches: &[Breach],
+    revoked: bool,
+    expired: bool,
+) -> Verdict {
+    let disabled = key.spec.disabled.unwrap_or(false);
+    // Rejected at the limit by whoever enforces it: the key does not work until the window resets.
+    let rejected = key.spec.on_limit_exceeded.unwrap_or_default() == OnLimitExceeded::Reject
+        && breaches
+            .iter()
+            .any(|b| matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator));
+    if expired {
+        Verdict::new(false, Reason::Expired, "the key has expired; its Secret is kept")
+    } else if disabled && caps.disable == Enforcement::Unsupported {
+        // Not Ready either: the spec asks for something that is not so, and Ready would hide it.
+        Verdict::new(
+            false,
+            Reason::DisableUnsupported,
+            "spec.disabled is true, but keysmith cannot disable or revoke this key at the provider: THE KEY STILL WORKS; delete the ApiKey or revoke the key at the provider",
+        )
+    } else if disabled && revoked {
+        Verdict::new(
+            false,
+            Reason::KeyDisabled,
+            "the provider cannot disable keys, so keysmith revoked the key; enabling it again issues a new key; its Secret is kept",
+        )
+    } else if disabled {
+        Verdict::new(
+            false,
+            Reason::KeyDisabled,
+            "the key is disabled at the provider as the spec asks; its Secret is kept",
+        )
+    } else if rejected && revoked {
+        Verdict::new(
+            false,
+            Reason::LimitExceeded,
+            "the provider cannot disable keys, so keysmith revoked the key until its limit's window resets, then issues a new one (onLimitExceeded: Reject); see the LimitExceeded condition",
+        )
+    } else if rejected {
+        Verdict::new(
+            false,
+            Reason::LimitExceeded,
+            "the key is refused until its limit's window resets (onLimitExceeded: Reject); see the LimitExceeded condition",
+        )
+    } else {
+        Verdict::new(
+            true,
+            Reason::KeyReady,
+            "the Secret holds a key the provider accepts",
+        )
+    }
+}
+
+/// One Event per condition transition (not per reconcile): its type, reason and message.
+pub fn transitions(before: &ApiKeyStatus, after: &ApiKeyStatus) -> Vec<(EventType, String, String)> {
+    let mut out = Vec::new();
+    for type_ in [conditions::READY, conditions::LIMIT_EXCEEDED] {
+        let old = conditions::get(&before.conditions, type_);
+        let Some(new) = conditions::get(&after.conditions, type_) else {
+            continue;
+        };
+        let changed = old.is_none_or(|o| o.status != new.status || o.reason != new.reason);
+        // A key that starts out Ready, or within its limits, is the expected outcome of creating it:
+        // the conditions say so without an Event per ApiKey.
+        let expected_start = if type_ == conditions::READY {
+            "True"
+        } else {
+            "False"
+        };
+        if !changed || (old.is_none() && new.status == expected_start) {
+            continue;
+        }
+        let warning = (type_ == conditions::READY
+            && new.status == "False"
+            && new.reason != Reason::KeyDisabled.as_str())
+            || (type_ == conditions::LIMIT_EXCEEDED && new.status == "True");
+        let kind = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        out.push((kind, new.reason.clone(), new.message.clone()));
+    }
+    out
+}
+
+/// The usage interval, or sooner when the previous key's overlap ends, a rotation falls due or the
+/// key expires.
+pub fn next_wake(usage: Duration, status: &ApiKeyStatus, now: Timestamp) -> Duration {
+    let rotation = status.rotation.clone().unwrap_or_default();
+    [
+        rotation.previous_key_revoke_at,
+        rotation.next_rotation_at,
+        status.expires_at.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|t| t.parse::<Timestamp>().ok())
+    // Past deadlines were handled by this reconcile; only future ones bring the next one forward.
+    .filter(|t| *t > now)
+    .map(|t| t.duration_since(now).unsigned_abs() + Duration::from_millis(200))
+    .fold(usage, Duration::min)
+}
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;
