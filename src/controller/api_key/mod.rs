@@ -13,6 +13,7 @@
 
 mod act;
 mod cleanup;
+mod create;
 mod decide;
 mod observe;
 mod problem;
