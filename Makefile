@@ -6,7 +6,7 @@ SHELL := bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/keysmith/cargo-target
 CARGO ?= cargo
 
-.PHONY: help tools cluster-up cluster-down demo test lint fmt crds bench bench-smoke
+.PHONY: help tools cluster-up cluster-down demo test upgrade-check lint fmt crds bench bench-smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ test: lint cluster-up ## Lints, unit and integration tests on the real control p
 	$(CARGO) test --locked --workspace --all-targets
 	hack/chart-check.sh
 	hack/demo.sh --once
+
+# The base is hack/upgrade-base; UPGRADE_BASE=<rev> checks the takeover from another revision.
+upgrade-check: cluster-up ## Takeover from the operator of hack/upgrade-base: no new provider key, no changed Secret, no status write
+	hack/upgrade-check.sh
 
 # Flags for `make bench`, e.g. BENCH_ARGS="--n 10000"; see `cargo bench --bench converge -- --help`.
 BENCH_ARGS ?=

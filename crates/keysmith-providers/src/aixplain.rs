@@ -197,11 +197,6 @@ fn check_supported(settings: &KeySettings) -> Result<()> {
     Ok(())
 }
 
-fn to_json(body: impl serde::Serialize) -> Result<serde_json::Value> {
-    // Only numbers and names go in; a failure (a NaN budget) says nothing about key values.
-    serde_json::to_value(body).map_err(|_| Error::Config("the request body could not be encoded".into()))
-}
-
 #[async_trait]
 impl ProviderClient for AixplainClient {
     fn capabilities(&self) -> Capabilities {
@@ -250,7 +245,7 @@ impl ProviderClient for AixplainClient {
     /// as described at `resolve_taken_name`.
     async fn create_key(&self, settings: &KeySettings) -> Result<CreatedKey> {
         check_supported(settings)?;
-        let body = to_json(Payload::new(settings, None))?;
+        let body = super::http::to_json(Payload::new(settings, None))?;
         let response = self
             .send(
                 Call::non_idempotent(error_message),
@@ -307,7 +302,7 @@ impl ProviderClient for AixplainClient {
     /// `PUT` with the whole key (absolute values, so repeating it is harmless), then `usage-limits`.
     async fn update_key(&self, id: &str, settings: &KeySettings) -> Result<KeyRecord> {
         check_supported(settings)?;
-        let body = to_json(Payload::new(settings, Some(id)))?;
+        let body = super::http::to_json(Payload::new(settings, Some(id)))?;
         let response = self.call(Method::PUT, self.keys_url(&[id])?, Some(body)).await?;
         let mut record = response.json::<WireKey>()?.into_record();
         record.usage = self.key_usage(id).await?.unwrap_or_default();

@@ -110,11 +110,6 @@ async fn send(
         .await
 }
 
-fn to_json(body: impl serde::Serialize) -> Result<serde_json::Value> {
-    // Only identifiers and names go in; a failure says nothing about key values.
-    serde_json::to_value(body).map_err(|_| Error::Config("the request body could not be encoded".into()))
-}
-
 #[async_trait]
 impl ProviderClient for DigitalOceanClient {
     fn capabilities(&self) -> Capabilities {
@@ -192,7 +187,7 @@ impl ProviderClient for DigitalOceanClient {
 
     /// Renames the key: the name is all DigitalOcean holds for it.
     async fn update_key(&self, id: &str, settings: &KeySettings) -> Result<KeyRecord> {
-        let body = to_json(RenameRequest {
+        let body = super::http::to_json(RenameRequest {
             api_key_uuid: id,
             name: &settings.name,
         })?;

@@ -7,13 +7,12 @@
 //! no disable switch, so a key is disabled by soft-deleting it with keysmith's marker annotation and
 //! enabled again with `:undelete`; a soft-deleted key without the marker counts as revoked.
 
+mod settings;
 mod token;
 mod wire;
 
 #[cfg(test)]
 mod tests;
-
-use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Method, Url};
@@ -21,6 +20,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
+pub use self::settings::{GoogleSettings, OperationPolling};
 pub use self::token::{DEFAULT_TOKEN_ENDPOINT, JWT_BEARER, SCOPE};
 use self::{
     token::{ServiceAccount, TokenSource},
@@ -54,43 +54,6 @@ const MAX_PAGES: usize = 1000;
 /// Header carrying an API key on inference calls; a header rather than `?key=` keeps the value out of
 /// URLs that proxies log.
 const API_KEY_HEADER: &str = "x-goog-api-key";
-
-/// How operations are polled: the wait starts at `first` and doubles up to `max_interval`, for at
-/// most `max_polls` polls. The defaults wait about a minute in all; API key operations usually finish
-/// within a second or two.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OperationPolling {
-    /// Wait before the first poll.
-    pub first: Duration,
-    /// Longest wait between polls.
-    pub max_interval: Duration,
-    /// Polls before giving up with [`Error::Timeout`].
-    pub max_polls: u32,
-}
-
-impl Default for OperationPolling {
-    fn default() -> Self {
-        Self {
-            first: Duration::from_millis(250),
-            max_interval: Duration::from_secs(5),
-            max_polls: 15,
-        }
-    }
-}
-
-/// Where a [`GoogleClient`] sends its calls, from the hub's spec.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct GoogleSettings {
-    /// API Keys API base (`spec.endpoint`), default [`DEFAULT_ENDPOINT`].
-    pub endpoint: Option<String>,
-    /// Inference base (`spec.inferenceEndpoint`), default [`DEFAULT_INFERENCE_ENDPOINT`].
-    pub inference_endpoint: Option<String>,
-    /// Token endpoint (`spec.google.tokenEndpoint`); else the key file's `token_uri`, else
-    /// [`DEFAULT_TOKEN_ENDPOINT`].
-    pub token_endpoint: Option<String>,
-    /// Project that owns the keys (`spec.google.project`); else the key file's `project_id`.
-    pub project: Option<String>,
-}
 
 /// A client for one Google Cloud project, authenticated as a service account.
 #[derive(Debug)]
@@ -326,7 +289,9 @@ impl GoogleClient {
             etag: key.etag.clone(),
             ..Default::default()
         };
-        let response = self.mutate(Method::PATCH, url, Some(&to_json(&body)?)).await?;
+        let response = self
+            .mutate(Method::PATCH, url, Some(&super::http::to_json(&body)?))
+            .await?;
         self.result_or_reread(&key.name, response).await
     }
 
@@ -419,10 +384,6 @@ fn is_segment(text: &str) -> bool {
     !text.is_empty() && text != "." && text != ".." && !text.contains(['/', '?', '#', '\\'])
 }
 
-fn to_json(body: impl serde::Serialize) -> Result<Value> {
-    serde_json::to_value(body).map_err(|_| Error::Config("the request body could not be encoded".into()))
-}
-
 #[async_trait]
 impl ProviderClient for GoogleClient {
     fn capabilities(&self) -> Capabilities {
@@ -474,7 +435,7 @@ impl ProviderClient for GoogleClient {
         let mut url = self.keys_url()?;
         url.query_pairs_mut().append_pair("keyId", &key_id);
         // A key meant to start disabled carries the marker from the start, so one delete disables it.
-        let body = to_json(WireKey::new(settings, &MODEL_SERVICES))?;
+        let body = super::http::to_json(WireKey::new(settings, &MODEL_SERVICES))?;
         let (key, value) = match self.mutate(Method::POST, url, Some(&body)).await {
             Ok(Some(response)) => {
                 let created: WireCreated =

@@ -15,6 +15,8 @@ pub mod openai;
 pub mod openrouter;
 pub mod registry;
 pub mod tag;
+#[cfg(test)]
+mod testing;
 pub mod validate_only;
 
 use std::sync::Arc;

@@ -14,6 +14,8 @@
 //! weeks and months of the operator's real time.
 
 mod hub;
+mod records;
+mod send;
 mod usage;
 mod wire;
 
@@ -32,6 +34,8 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use self::{
+    records::{account_only_record, is_project_key_id, mask_matches},
+    send::send,
     usage::{Windows, add_completions, add_costs, day_start},
     wire::{
         Bucket, CreateServiceAccount, CreatedServiceAccount, List, Page, ProjectApiKey, RenameServiceAccount,
@@ -352,64 +356,6 @@ impl OpenAiClient {
     }
 }
 
-/// Whether `id` names a project key (`key_...`) rather than a service account (`svc_acct_...`): the
-/// former come from imports, the latter from keysmith's own mints.
-fn is_project_key_id(id: &str) -> bool {
-    id.starts_with("key_")
-}
-
-/// A service account's record. OpenAI holds only its name: no limits, expiry or disabled flag.
-fn account_only_record(account: ServiceAccount, label: Option<String>, usage: KeyUsage) -> KeyRecord {
-    KeyRecord {
-        settings: KeySettings {
-            name: account.name.clone(),
-            ..Default::default()
-        },
-        id: account.id,
-        name: account.name,
-        label,
-        usage,
-    }
-}
-
-/// Whether a masked value such as `sk-abc...wxyz` can only be `value`'s: its visible head and tail
-/// must match and be long enough to mean something.
-fn mask_matches(masked: &str, value: &str) -> bool {
-    let Some((head, tail)) = masked.split_once("...").or_else(|| masked.split_once('…')) else {
-        return false;
-    };
-    head.len() + tail.len() >= 6
-        && value.len() > head.len() + tail.len()
-        && value.starts_with(head)
-        && value.ends_with(tail)
-}
-
-async fn send(
-    transport: &Transport,
-    call: Call,
-    method: Method,
-    url: Url,
-    body: Option<serde_json::Value>,
-    credential: &SecretValue,
-) -> Result<Response> {
-    transport
-        .send(call, |client| {
-            let request = client
-                .request(method.clone(), url.clone())
-                .bearer_auth(credential.expose());
-            match &body {
-                Some(body) => request.json(body),
-                None => request,
-            }
-        })
-        .await
-}
-
-fn to_json(body: impl serde::Serialize) -> Result<serde_json::Value> {
-    // Only names and numbers go in; a failure says nothing about key values.
-    serde_json::to_value(body).map_err(|_| Error::Config("the request body could not be encoded".into()))
-}
-
 #[async_trait]
 impl ProviderClient for OpenAiClient {
     fn capabilities(&self) -> Capabilities {
@@ -456,7 +402,7 @@ impl ProviderClient for OpenAiClient {
     /// fetched again.
     async fn create_key(&self, settings: &KeySettings) -> Result<CreatedKey> {
         let url = self.project_url(&["service_accounts"])?;
-        let body = to_json(CreateServiceAccount { name: &settings.name })?;
+        let body = super::http::to_json(CreateServiceAccount { name: &settings.name })?;
         let response = send(
             &self.transport,
             Call::non_idempotent(error_message),
@@ -545,7 +491,7 @@ impl ProviderClient for OpenAiClient {
                 "changing an OpenAI project key that keysmith did not mint",
             ));
         }
-        let body = to_json(RenameServiceAccount { name: &settings.name })?;
+        let body = super::http::to_json(RenameServiceAccount { name: &settings.name })?;
         let url = self.project_url(&["service_accounts", id])?;
         let account: ServiceAccount = self.call(Method::POST, url, Some(body)).await?.json()?;
         self.account_record(account).await

@@ -113,11 +113,6 @@ impl OpenRouterClient {
     }
 }
 
-fn to_json(body: impl serde::Serialize) -> Result<serde_json::Value> {
-    // Only numbers and names go in; a failure (e.g. a NaN limit) says nothing about key values.
-    serde_json::to_value(body).map_err(|_| Error::Config("the request body could not be encoded".into()))
-}
-
 #[async_trait]
 impl ProviderClient for OpenRouterClient {
     fn capabilities(&self) -> Capabilities {
@@ -166,7 +161,7 @@ impl ProviderClient for OpenRouterClient {
     /// created, because its value cannot be fetched again and the controller will retry the update.
     async fn create_key(&self, settings: &KeySettings) -> Result<CreatedKey> {
         let url = self.url(&["keys"])?;
-        let body = to_json(CreateRequest::new(settings))?;
+        let body = super::http::to_json(CreateRequest::new(settings))?;
         let response = self
             .send(
                 Call::non_idempotent(error_message),
@@ -238,7 +233,7 @@ impl ProviderClient for OpenRouterClient {
     /// `PATCH` with absolute values, so repeating it is harmless. `expires_at` is not sent: OpenRouter
     /// cannot change it in place.
     async fn update_key(&self, id: &str, settings: &KeySettings) -> Result<KeyRecord> {
-        let body = to_json(UpdateRequest::new(settings))?;
+        let body = super::http::to_json(UpdateRequest::new(settings))?;
         let response = self
             .call(Method::PATCH, self.url(&["keys", id])?, Some(body))
             .await?;

@@ -14,7 +14,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
 use axum::{Router, http::StatusCode};
 
@@ -26,8 +26,8 @@ pub use self::{
 pub use super::RunningSim;
 use super::{
     clock::Clock,
-    faults::{Fault, Faults},
-    request_log::{RequestLog, RequestRecord},
+    shared_hooks,
+    sim_core::{SharedState, SimCore, core_accessors},
 };
 
 /// The name given to keys registered with [`AixplainSim::add_key`].
@@ -39,20 +39,18 @@ pub const TEAM_KEY_NAME: &str = "team key";
 /// A simulated aiXplain team. Clones share the same state, clock, faults and request log.
 #[derive(Clone, Debug)]
 pub struct AixplainSim {
-    state: Arc<Mutex<State>>,
-    clock: Clock,
-    faults: Faults,
-    log: RequestLog,
+    state: SharedState<State>,
+    core: SimCore,
 }
 
 impl AixplainSim {
+    core_accessors!();
+
     /// A team whose admin (team API) keys are `admin_keys` (plaintext values), with no other keys.
     pub fn new(admin_keys: impl IntoIterator<Item = String>, clock: Clock) -> Self {
         let sim = Self {
-            state: Arc::new(Mutex::new(State::default())),
-            clock,
-            faults: Faults::new(),
-            log: RequestLog::new(),
+            state: SharedState::new(State::default()),
+            core: SimCore::new(clock),
         };
         for value in admin_keys {
             sim.add_admin_key(&value);
@@ -64,6 +62,7 @@ impl AixplainSim {
     pub fn router(&self) -> Router {
         api::routes(self.clone())
             .merge(hooks::routes(self.clone()))
+            .merge(shared_hooks::routes(self.core.clone()))
             .fallback(|| async { api::error(StatusCode::NOT_FOUND, "Cannot find the requested resource") })
     }
 
@@ -75,7 +74,7 @@ impl AixplainSim {
 
     /// Adds a team (admin) key by value; returns its id.
     pub fn add_admin_key(&self, value: &str) -> String {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().add(value, TEAM_KEY_NAME, true, now)
     }
 
@@ -87,13 +86,13 @@ impl AixplainSim {
     /// Like [`Self::add_key`], with a chosen name (which may duplicate another key's, to set up the
     /// state a lost create answer leaves behind).
     pub fn add_key_named(&self, value: &str, name: &str) -> String {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().add(value, name, false, now)
     }
 
     /// Charges `traffic` to key `id` at the current simulated time. False when there is no live key.
     pub fn add_usage(&self, id: &str, traffic: Traffic) -> bool {
-        let at = self.clock.now();
+        let at = self.core.clock.now();
         match self.state().live_mut(id) {
             Some(key) => {
                 key.ledger.push(Entry { at, traffic });
@@ -105,7 +104,7 @@ impl AixplainSim {
 
     /// What `GET /sdk/api-keys/{id}/usage-limits` answers now (empty for unknown keys).
     pub fn usage_limits(&self, id: &str) -> Vec<serde_json::Value> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state()
             .live(id)
             .map(|key| key.usage_limits(now))
@@ -122,20 +121,15 @@ impl AixplainSim {
         self.state().list_reveals_keys
     }
 
-    /// Arms a fault for the API requests that follow.
-    pub fn inject(&self, fault: Fault) {
-        self.faults.push(fault);
-    }
-
     /// Every key, admin and deleted ones included, oldest first; never the value.
     pub fn keys(&self) -> Vec<SimKey> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().keys.iter().map(|key| key.sim_key(now)).collect()
     }
 
     /// One key by id, even if deleted.
     pub fn key(&self, id: &str) -> Option<SimKey> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state()
             .keys
             .iter()
@@ -152,23 +146,7 @@ impl AixplainSim {
             .count()
     }
 
-    /// How many API requests arrived before a `Retry-After` given to the same credential expired.
-    pub fn early_retries(&self) -> usize {
-        self.log.early_retries()
-    }
-
-    /// Every API request answered so far (hooks excluded), oldest first.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.log.records()
-    }
-
-    /// The simulator's clock (shared, so advancing it moves the simulator's time).
-    pub fn clock(&self) -> Clock {
-        self.clock.clone()
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
-        // Handlers never leave the state half-updated across a panic point, so poison is harmless.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 }

@@ -12,7 +12,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
 use axum::{Router, http::StatusCode};
 
@@ -21,9 +21,8 @@ use self::state::{Dated, State};
 pub use super::RunningSim;
 use super::{
     clock::Clock,
-    faults::{Fault, Faults},
-    request_log::{RequestLog, RequestRecord},
-    sha256_hex,
+    sha256_hex, shared_hooks,
+    sim_core::{SharedState, SimCore, core_accessors},
 };
 
 /// Models `GET /v1/models` lists.
@@ -32,13 +31,13 @@ pub const MODELS: &[&str] = &["claude-sonnet-4-5", "claude-haiku-4-5", "claude-o
 /// A simulated Anthropic organisation. Clones share the same state, clock, faults and request log.
 #[derive(Clone, Debug)]
 pub struct AnthropicSim {
-    state: Arc<Mutex<State>>,
-    clock: Clock,
-    faults: Faults,
-    log: RequestLog,
+    state: SharedState<State>,
+    core: SimCore,
 }
 
 impl AnthropicSim {
+    core_accessors!();
+
     /// An organisation whose admin keys are `admin_keys` (plaintext values), with no API keys.
     pub fn new(admin_keys: impl IntoIterator<Item = String>, clock: Clock) -> Self {
         let state = State {
@@ -46,10 +45,8 @@ impl AnthropicSim {
             ..State::default()
         };
         Self {
-            state: Arc::new(Mutex::new(state)),
-            clock,
-            faults: Faults::new(),
-            log: RequestLog::new(),
+            state: SharedState::new(state),
+            core: SimCore::new(clock),
         }
     }
 
@@ -57,6 +54,7 @@ impl AnthropicSim {
     pub fn router(&self) -> Router {
         api::routes(self.clone())
             .merge(hooks::routes(self.clone()))
+            .merge(shared_hooks::routes(self.core.clone()))
             .fallback(|| async { api::error(StatusCode::NOT_FOUND, "Not found") })
     }
 
@@ -69,14 +67,14 @@ impl AnthropicSim {
     /// Adds a key as if made in the Console, in `workspace_id` (`None`: the default workspace).
     /// Returns its id and its value, shown this once.
     pub fn add_console_key(&self, name: &str, workspace_id: Option<&str>) -> (String, String) {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().add_key(name, workspace_id.map(str::to_owned), now)
     }
 
     /// Like [`Self::add_console_key`] with a chosen value (to import a known key, or to make two keys
     /// whose hints coincide). Returns the id.
     pub fn add_console_key_with_value(&self, name: &str, workspace_id: Option<&str>, value: &str) -> String {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state()
             .add_key_with_value(name, workspace_id.map(str::to_owned), value, now)
     }
@@ -97,14 +95,14 @@ impl AnthropicSim {
 
     /// Adds a workspace; returns its id.
     pub fn add_workspace(&self, name: &str) -> String {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().add_workspace(name, now)
     }
 
     /// Records Messages usage at the current simulated time, in the key's workspace when it names a
     /// key (and its cost there, when `cost_cents` is set). False for an unknown key.
     pub fn record_usage(&self, mut usage: MessagesUsage) -> bool {
-        let at = self.clock.now();
+        let at = self.core.clock.now();
         let mut state = self.state();
         if let Some(id) = &usage.api_key_id {
             match state.key(id) {
@@ -131,44 +129,23 @@ impl AnthropicSim {
 
     /// Books a cost line at the current simulated time.
     pub fn record_cost(&self, line: CostLine) {
-        let at = self.clock.now();
+        let at = self.core.clock.now();
         self.state().costs.push(Dated { at, item: line });
-    }
-
-    /// Arms a fault for the API requests that follow.
-    pub fn inject(&self, fault: Fault) {
-        self.faults.push(fault);
     }
 
     /// Every API key, oldest first; never the value.
     pub fn keys(&self) -> Vec<SimKey> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().keys.iter().map(|key| key.sim_key(now)).collect()
     }
 
     /// One API key by id.
     pub fn key(&self, id: &str) -> Option<SimKey> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().key(id).map(|key| key.sim_key(now))
     }
 
-    /// How many API requests arrived before a `Retry-After` given to the same credential expired.
-    pub fn early_retries(&self) -> usize {
-        self.log.early_retries()
-    }
-
-    /// Every API request answered so far (hooks excluded), oldest first.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.log.records()
-    }
-
-    /// The simulator's clock (shared, so advancing it moves the simulator's time).
-    pub fn clock(&self) -> Clock {
-        self.clock.clone()
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
-        // Handlers never leave the state half-updated across a panic point, so poison is harmless.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 }

@@ -12,7 +12,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
 use axum::{Router, http::StatusCode};
 
@@ -24,15 +24,15 @@ pub use self::{
 pub use super::RunningSim;
 use super::{
     clock::Clock,
-    faults::Fault,
-    request_log::RequestRecord,
-    shared_hooks::{self, SimCore},
+    shared_hooks,
+    sim_core::{SharedState, SimCore, core_accessors},
 };
 
-/// A simulated DigitalOcean account. Clones share the same state, clock, faults and request log.
+/// A simulated DigitalOcean account. Clones share the same state, clock, faults and request log;
+/// faults hit the management API and inference alike.
 #[derive(Clone, Debug)]
 pub struct DigitalOceanSim {
-    state: Arc<Mutex<State>>,
+    state: SharedState<State>,
     core: SimCore,
 }
 
@@ -53,6 +53,8 @@ impl std::fmt::Debug for AddedKey {
 }
 
 impl DigitalOceanSim {
+    core_accessors!();
+
     /// An account whose API tokens are `tokens` (plaintext values), with no model keys.
     pub fn new(tokens: impl IntoIterator<Item = String>, clock: Clock) -> Self {
         let state = State {
@@ -63,7 +65,7 @@ impl DigitalOceanSim {
             ..State::default()
         };
         Self {
-            state: Arc::new(Mutex::new(state)),
+            state: SharedState::new(state),
             core: SimCore::new(clock),
         }
     }
@@ -135,34 +137,7 @@ impl DigitalOceanSim {
         self.state().key(uuid).map(ModelKey::sim_key)
     }
 
-    /// Arms a fault for the API requests that follow (management and inference alike; use a path
-    /// filter to aim at one).
-    pub fn inject(&self, fault: Fault) {
-        self.core.faults.push(fault);
-    }
-
-    /// Disarms every fault.
-    pub fn clear_faults(&self) {
-        self.core.faults.clear();
-    }
-
-    /// How many API requests arrived before a `Retry-After` given to the same credential expired.
-    pub fn early_retries(&self) -> usize {
-        self.core.log.early_retries()
-    }
-
-    /// Every API request answered so far (hooks excluded), oldest first.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.core.log.records()
-    }
-
-    /// The simulator's clock.
-    pub fn clock(&self) -> Clock {
-        self.core.clock.clone()
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
-        // Handlers never leave the state half-updated across a panic point, so poison is harmless.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 }

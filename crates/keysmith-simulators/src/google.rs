@@ -17,10 +17,7 @@ pub mod testdata;
 #[cfg(test)]
 mod tests;
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
-};
+use std::{collections::BTreeMap, sync::MutexGuard};
 
 use axum::{Router, http::StatusCode};
 use jiff::Timestamp;
@@ -35,9 +32,8 @@ pub use self::{
 pub use super::RunningSim;
 use super::{
     clock::Clock,
-    faults::{Fault, Faults},
-    request_log::{RequestLog, RequestRecord},
-    sha256_hex,
+    sha256_hex, shared_hooks,
+    sim_core::{SharedState, SimCore, core_accessors},
 };
 
 /// The project ID of a simulator made with [`GoogleSim::new`].
@@ -49,21 +45,22 @@ pub const DEFAULT_PROJECT_NUMBER: &str = "123456789012";
 /// `expires_in` of issued tokens unless a test says otherwise (Google's usual figure).
 pub const DEFAULT_TOKEN_LIFETIME_SECONDS: i64 = 3599;
 
-/// A simulated Cloud project. Clones share the same state, clock, faults and request log.
+/// A simulated Cloud project. Clones share the same state, clock, faults and request log; faults hit
+/// the API, the token endpoint and inference alike.
 #[derive(Clone, Debug)]
 pub struct GoogleSim {
-    state: Arc<Mutex<State>>,
-    clock: Clock,
-    faults: Faults,
-    log: RequestLog,
+    state: SharedState<State>,
+    core: SimCore,
 }
 
 impl GoogleSim {
+    core_accessors!();
+
     /// Project [`DEFAULT_PROJECT_ID`], which trusts the test service account of [`testdata`] and
     /// whose operations finish after one poll.
     pub fn new(clock: Clock) -> Self {
         let sim = Self {
-            state: Arc::new(Mutex::new(State {
+            state: SharedState::new(State {
                 project_id: DEFAULT_PROJECT_ID.to_owned(),
                 project_number: DEFAULT_PROJECT_NUMBER.to_owned(),
                 keys: Vec::new(),
@@ -74,10 +71,8 @@ impl GoogleSim {
                 refresh_credentials: Vec::new(),
                 tokens: Vec::new(),
                 token_lifetime_seconds: DEFAULT_TOKEN_LIFETIME_SECONDS,
-            })),
-            clock,
-            faults: Faults::new(),
-            log: RequestLog::new(),
+            }),
+            core: SimCore::new(clock),
         };
         sim.add_service_account(testdata::TEST_CLIENT_EMAIL, testdata::TEST_PUBLIC_KEY_DER);
         sim
@@ -89,6 +84,7 @@ impl GoogleSim {
             .merge(oauth::routes(self.clone()))
             .merge(inference::routes(self.clone()))
             .merge(hooks::routes(self.clone()))
+            .merge(shared_hooks::routes(self.core.clone()))
             .fallback(|| async { api::error(StatusCode::NOT_FOUND, "Method not found.") })
     }
 
@@ -109,7 +105,7 @@ impl GoogleSim {
 
     /// Trusts a service account whose key's public half is `public_key_der` (PKCS#1 DER).
     pub fn add_service_account(&self, email: &str, public_key_der: &[u8]) {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         state.accounts.retain(|a| a.email != email);
         state.accounts.push(ServiceAccount {
             email: email.to_owned(),
@@ -120,14 +116,14 @@ impl GoogleSim {
 
     /// Enables or disables a service account: a disabled one gets `invalid_grant`.
     pub fn set_service_account_enabled(&self, email: &str, enabled: bool) {
-        for account in self.lock().accounts.iter_mut().filter(|a| a.email == email) {
+        for account in self.state.lock().accounts.iter_mut().filter(|a| a.email == email) {
             account.enabled = enabled;
         }
     }
 
     /// Accepts `refresh_token` grants for a user credential.
     pub fn add_refresh_credential(&self, client_id: &str, client_secret: &str, refresh_token: &str) {
-        self.lock().refresh_credentials.push(RefreshCredential {
+        self.state.lock().refresh_credentials.push(RefreshCredential {
             client_id: client_id.to_owned(),
             client_secret_hash: sha256_hex(client_secret),
             refresh_token_hash: sha256_hex(refresh_token),
@@ -136,7 +132,7 @@ impl GoogleSim {
 
     /// Accepts `token` as a bearer token with full scope that never expires (for demos with curl).
     pub fn add_static_token(&self, token: &str) {
-        self.lock().tokens.push(Token {
+        self.state.lock().tokens.push(Token {
             hash: sha256_hex(token),
             expires_at: Timestamp::MAX,
             can_write: true,
@@ -145,23 +141,26 @@ impl GoogleSim {
 
     /// Revokes every access token issued so far; the next API call with one gets 401.
     pub fn revoke_tokens(&self) {
-        self.lock().tokens.retain(|t| t.expires_at == Timestamp::MAX);
+        self.state
+            .lock()
+            .tokens
+            .retain(|t| t.expires_at == Timestamp::MAX);
     }
 
     /// `expires_in` of tokens issued from now on.
     pub fn set_token_lifetime(&self, seconds: i64) {
-        self.lock().token_lifetime_seconds = seconds;
+        self.state.lock().token_lifetime_seconds = seconds;
     }
 
     /// How many polls an operation needs before it reports done (0: done in the first answer).
     pub fn set_polls_until_done(&self, polls: u32) {
-        self.lock().polls_until_done = polls;
+        self.state.lock().polls_until_done = polls;
     }
 
     /// Registers a key made outside keysmith (in the console, say), with this value and display
     /// name. Returns its resource name.
     pub fn add_key(&self, value: &str, display_name: &str) -> String {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let mut state = self.state(now);
         let mut key = KeyEntry::new(state::uuid4(), value.to_owned(), now);
         key.display_name = display_name.to_owned();
@@ -172,7 +171,7 @@ impl GoogleSim {
 
     /// Every key (deleted ones included until purged), oldest first; never the value.
     pub fn keys(&self) -> Vec<SimKey> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let state = self.state(now);
         state
             .keys
@@ -183,7 +182,7 @@ impl GoogleSim {
 
     /// One key by resource name or key ID, deleted or not.
     pub fn key(&self, name: &str) -> Option<SimKey> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let state = self.state(now);
         state
             .key(last_segment(name))
@@ -192,7 +191,7 @@ impl GoogleSim {
 
     /// The value of a key, as `getKeyString` would return it.
     pub fn key_value(&self, name: &str) -> Option<String> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state(now)
             .key(last_segment(name))
             .map(|k| k.key_string.clone())
@@ -210,12 +209,12 @@ impl GoogleSim {
 
     /// Deletes a key as someone in the console would.
     pub fn delete_by_hand(&self, name: &str) -> bool {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.edit(name, |key| key.delete_time = Some(now))
     }
 
     fn edit(&self, name: &str, change: impl FnOnce(&mut KeyEntry)) -> bool {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         match self.state(now).key_mut(last_segment(name)) {
             Some(key) => {
                 change(key);
@@ -235,42 +234,11 @@ impl GoogleSim {
             .count()
     }
 
-    /// Arms a fault for the requests that follow (API, token endpoint and inference alike; use
-    /// [`Fault::on_path`] to aim it).
-    pub fn inject(&self, fault: Fault) {
-        self.faults.push(fault);
-    }
-
-    /// Disarms every fault.
-    pub fn clear_faults(&self) {
-        self.faults.clear();
-    }
-
-    /// How many requests arrived before a `Retry-After` given to the same credential expired.
-    pub fn early_retries(&self) -> usize {
-        self.log.early_retries()
-    }
-
-    /// Every request answered so far (hooks excluded), oldest first.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.log.records()
-    }
-
-    /// The simulator's clock.
-    pub fn clock(&self) -> Clock {
-        self.clock.clone()
-    }
-
     /// The state, with keys deleted long enough ago purged at `now`.
     fn state(&self, now: Timestamp) -> MutexGuard<'_, State> {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         state.purge(now);
         state
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Handlers never leave the state half-updated across a panic point, so poison is harmless.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

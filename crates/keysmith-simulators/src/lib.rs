@@ -15,6 +15,9 @@ pub mod openai;
 pub mod openrouter;
 pub mod request_log;
 pub mod shared_hooks;
+pub mod sim_core;
+#[cfg(test)]
+mod testing;
 pub mod validate_only;
 
 /// The simulators' adjustable clock, the same type the operator uses, so that an in-process test

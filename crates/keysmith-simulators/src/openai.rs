@@ -14,7 +14,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
 use axum::{Router, http::StatusCode};
 
@@ -28,8 +28,8 @@ pub use self::{
 pub use super::RunningSim;
 use super::{
     clock::Clock,
-    faults::{Fault, Faults},
-    request_log::{RequestLog, RequestRecord},
+    shared_hooks,
+    sim_core::{SharedState, SimCore, core_accessors},
 };
 
 /// The name given to user keys registered with [`OpenAiSim::add_user_key`] without one.
@@ -38,13 +38,13 @@ pub const IMPORTED_NAME: &str = "imported";
 /// A simulated OpenAI organisation. Clones share the same state, clock, faults and request log.
 #[derive(Clone, Debug)]
 pub struct OpenAiSim {
-    state: Arc<Mutex<State>>,
-    clock: Clock,
-    faults: Faults,
-    log: RequestLog,
+    state: SharedState<State>,
+    core: SimCore,
 }
 
 impl OpenAiSim {
+    core_accessors!();
+
     /// An organisation whose admin keys are `admin_keys` (plaintext values), with one empty project,
     /// [`DEFAULT_PROJECT_ID`].
     pub fn new(admin_keys: impl IntoIterator<Item = String>, clock: Clock) -> Self {
@@ -61,10 +61,8 @@ impl OpenAiSim {
             state.add_admin_key(&value);
         }
         Self {
-            state: Arc::new(Mutex::new(state)),
-            clock,
-            faults: Faults::new(),
-            log: RequestLog::new(),
+            state: SharedState::new(state),
+            core: SimCore::new(clock),
         }
     }
 
@@ -72,6 +70,7 @@ impl OpenAiSim {
     pub fn router(&self) -> Router {
         api::routes(self.clone())
             .merge(hooks::routes(self.clone()))
+            .merge(shared_hooks::routes(self.core.clone()))
             .fallback(|| async { api::error(StatusCode::NOT_FOUND, "Invalid URL") })
     }
 
@@ -88,14 +87,14 @@ impl OpenAiSim {
     /// Creates an empty project; returns its id.
     pub fn add_project(&self, name: &str) -> String {
         let id = state::new_id("proj_", 24);
-        let project = Project::new(id.clone(), name.to_owned(), self.clock.now());
+        let project = Project::new(id.clone(), name.to_owned(), self.core.clock.now());
         self.state().projects.push(project);
         id
     }
 
     /// Archives a project; false when there is no such project.
     pub fn archive_project(&self, id: &str) -> bool {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         match self.state().project_mut(id) {
             Some(project) => {
                 project.archived_at.get_or_insert(now);
@@ -108,7 +107,7 @@ impl OpenAiSim {
     /// Registers a project key owned by a user, as if made in the dashboard (for import tests).
     /// Returns its id (`key_...`), or `None` when there is no such project.
     pub fn add_user_key(&self, project: &str, value: &str, name: &str) -> Option<String> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let mut state = self.state();
         let project = state.project_mut(project)?;
         let owner = Owner::User {
@@ -125,7 +124,7 @@ impl OpenAiSim {
     /// Records usage of a key (deleted keys included: their usage is history), at `usage.at` or now.
     /// Returns false when no project has a key `usage.api_key_id`.
     pub fn record_usage(&self, mut usage: Usage) -> bool {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let mut state = self.state();
         let Some(project) = state.project_of_key(&usage.api_key_id) else {
             return false;
@@ -169,33 +168,7 @@ impl OpenAiSim {
             .count()
     }
 
-    /// Arms a fault for the API requests that follow.
-    pub fn inject(&self, fault: Fault) {
-        self.faults.push(fault);
-    }
-
-    /// Disarms every fault.
-    pub fn clear_faults(&self) {
-        self.faults.clear();
-    }
-
-    /// How many API requests arrived before a `Retry-After` given to the same credential expired.
-    pub fn early_retries(&self) -> usize {
-        self.log.early_retries()
-    }
-
-    /// Every API request answered so far (hooks excluded), oldest first.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.log.records()
-    }
-
-    /// The simulator's clock (shared, so advancing it moves the simulator's time).
-    pub fn clock(&self) -> Clock {
-        self.clock.clone()
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
-        // Handlers never leave the state half-updated across a panic point, so poison is harmless.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 }

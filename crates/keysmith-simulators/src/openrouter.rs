@@ -12,7 +12,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
 use axum::{Router, http::StatusCode};
 
@@ -24,8 +24,8 @@ pub use self::{
 pub use super::RunningSim;
 use super::{
     clock::Clock,
-    faults::{Fault, Faults},
-    request_log::{RequestLog, RequestRecord},
+    shared_hooks,
+    sim_core::{SharedState, SimCore, core_accessors},
 };
 
 /// Credits the simulated account has bought unless a test says otherwise.
@@ -37,13 +37,13 @@ pub const IMPORTED_NAME: &str = "imported";
 /// A simulated OpenRouter account. Clones share the same state, clock, faults and request log.
 #[derive(Clone, Debug)]
 pub struct OpenRouterSim {
-    state: Arc<Mutex<State>>,
-    clock: Clock,
-    faults: Faults,
-    log: RequestLog,
+    state: SharedState<State>,
+    core: SimCore,
 }
 
 impl OpenRouterSim {
+    core_accessors!();
+
     /// An account whose management keys are `management_keys` (plaintext values), with no ordinary
     /// keys and [`DEFAULT_TOTAL_CREDITS`] bought.
     pub fn new(management_keys: impl IntoIterator<Item = String>, clock: Clock) -> Self {
@@ -56,10 +56,8 @@ impl OpenRouterSim {
             state.add_management_key(&value);
         }
         Self {
-            state: Arc::new(Mutex::new(state)),
-            clock,
-            faults: Faults::new(),
-            log: RequestLog::new(),
+            state: SharedState::new(state),
+            core: SimCore::new(clock),
         }
     }
 
@@ -67,6 +65,7 @@ impl OpenRouterSim {
     pub fn router(&self) -> Router {
         api::routes(self.clone())
             .merge(hooks::routes(self.clone()))
+            .merge(shared_hooks::routes(self.core.clone()))
             .fallback(|| async { api::error(StatusCode::NOT_FOUND, "Not Found") })
     }
 
@@ -88,7 +87,7 @@ impl OpenRouterSim {
 
     /// Like [`Self::add_ordinary_key`], with a chosen name.
     pub fn add_ordinary_key_named(&self, value: &str, name: &str) -> String {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let key = KeyRecord::new(value, name.to_owned(), now);
         let hash = key.hash.clone();
         let mut state = self.state();
@@ -107,7 +106,7 @@ impl OpenRouterSim {
     /// Adds `spend` to the ledger of key `hash` at the current simulated time. Returns false when
     /// there is no such key or it was deleted.
     pub fn record_spend(&self, hash: &str, spend: Spend) -> bool {
-        let at = self.clock.now();
+        let at = self.core.clock.now();
         match self.state().live_key_mut(hash) {
             Some(key) => {
                 key.ledger.push(Entry { at, spend });
@@ -117,30 +116,15 @@ impl OpenRouterSim {
         }
     }
 
-    /// Arms a fault for the API requests that follow.
-    pub fn inject(&self, fault: Fault) {
-        self.faults.push(fault);
-    }
-
-    /// The faults still armed.
-    pub fn pending_faults(&self) -> Vec<Fault> {
-        self.faults.pending()
-    }
-
-    /// Disarms every fault.
-    pub fn clear_faults(&self) {
-        self.faults.clear();
-    }
-
     /// Every ordinary key, disabled and deleted ones included, oldest first; never the value.
     pub fn keys(&self) -> Vec<SimKey> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().keys.iter().map(|key| key.sim_key(now)).collect()
     }
 
     /// One ordinary key by hash, even if deleted.
     pub fn key(&self, hash: &str) -> Option<SimKey> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.state().key(hash).map(|key| key.sim_key(now))
     }
 
@@ -151,21 +135,6 @@ impl OpenRouterSim {
             .iter()
             .filter(|key| !key.is_deleted() && key.name.contains(needle))
             .count()
-    }
-
-    /// How many API requests arrived before a `Retry-After` given to the same credential expired.
-    pub fn early_retries(&self) -> usize {
-        self.log.early_retries()
-    }
-
-    /// Every API request answered so far (hooks excluded), oldest first.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.log.records()
-    }
-
-    /// The simulator's clock (shared, so advancing it moves the simulator's time).
-    pub fn clock(&self) -> Clock {
-        self.clock.clone()
     }
 
     /// What `/credits` reports as `total_credits`.
@@ -179,7 +148,6 @@ impl OpenRouterSim {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // Handlers never leave the state half-updated across a panic point, so poison is harmless.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 }

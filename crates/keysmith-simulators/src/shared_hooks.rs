@@ -16,7 +16,7 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::State,
-    http::{Method, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -24,52 +24,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use super::{
-    api_layer::ApiLayer,
-    clock::Clock,
-    faults::{Fault, Faults},
-    request_log::RequestLog,
-};
-
-/// What every simulator shares with its hooks: its clock, fault queue and request log. Clones share
-/// all three.
-#[derive(Clone, Debug, Default)]
-pub struct SimCore {
-    pub clock: Clock,
-    pub faults: Faults,
-    pub log: RequestLog,
-}
-
-impl SimCore {
-    /// A core on `clock`, with no faults and an empty log.
-    pub fn new(clock: Clock) -> Self {
-        Self {
-            clock,
-            faults: Faults::new(),
-            log: RequestLog::new(),
-        }
-    }
-
-    /// The shared API middleware's settings for a provider with this error format and create request.
-    pub fn api_layer(
-        &self,
-        render_error: fn(StatusCode, &str) -> Response,
-        is_create: fn(&Method, &str) -> bool,
-    ) -> ApiLayer {
-        ApiLayer {
-            clock: self.clock.clone(),
-            faults: self.faults.clone(),
-            log: self.log.clone(),
-            render_error,
-            is_create,
-        }
-    }
-}
-
-/// For simulators whose API creates nothing.
-pub fn never_creates(_: &Method, _: &str) -> bool {
-    false
-}
+use super::{faults::Fault, sim_core::SimCore};
 
 /// The clock, faults and request-log hooks.
 pub fn routes(core: SimCore) -> Router {
@@ -79,9 +34,6 @@ pub fn routes(core: SimCore) -> Router {
         .route("/_sim/requests", get(requests).delete(clear_requests))
         .with_state(core)
 }
-
-/// The shared hooks' state under the name some simulators' hooks use.
-pub type HookState = SimCore;
 
 /// A rejected hook call, answered as `{"error": "..."}`.
 #[derive(Debug)]
@@ -114,6 +66,24 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, HookError> {
         body
     };
     serde_json::from_slice(body).map_err(|err| HookError(StatusCode::BAD_REQUEST, err.to_string()))
+}
+
+/// A hook body that is one object or an array of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Batch<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Batch<T> {
+    /// The objects, in the order sent.
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Self::One(item) => vec![item],
+            Self::Many(items) => items,
+        }
+    }
 }
 
 fn clock_json(core: &SimCore) -> Json<Value> {
@@ -155,19 +125,12 @@ async fn faults(State(core): State<SimCore>) -> Json<Value> {
     Json(json!({ "faults": core.faults.pending() }))
 }
 
-/// One fault object or an array of them.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum FaultBatch {
-    One(Fault),
-    Many(Vec<Fault>),
-}
-
 async fn inject(State(core): State<SimCore>, body: Bytes) -> Result<Json<Value>, HookError> {
-    match parse(&body)? {
-        FaultBatch::One(fault) => core.faults.push(fault),
-        FaultBatch::Many(faults) => faults.into_iter().for_each(|fault| core.faults.push(fault)),
-    }
+    let batch: Batch<Fault> = parse(&body)?;
+    batch
+        .into_vec()
+        .into_iter()
+        .for_each(|fault| core.faults.push(fault));
     Ok(Json(json!({ "faults": core.faults.pending() })))
 }
 

@@ -12,7 +12,7 @@ mod hooks;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
 use axum::Router;
 use jiff::Timestamp;
@@ -22,10 +22,8 @@ pub use self::api::{BASE_PATH, MODELS, TOGETHER_REQUESTS_PER_SECOND, TOGETHER_TO
 pub use super::RunningSim;
 use super::{
     clock::Clock,
-    faults::Fault,
-    request_log::RequestRecord,
-    sha256_hex,
-    shared_hooks::{self, SimCore},
+    sha256_hex, shared_hooks,
+    sim_core::{SharedState, SimCore, core_accessors},
 };
 
 /// Which server the simulator plays. Its own type, not the client's: a shared type would let a bug
@@ -85,7 +83,7 @@ struct State {
 #[derive(Clone, Debug)]
 pub struct ValidateOnlySim {
     flavor: Flavor,
-    state: Arc<Mutex<State>>,
+    state: SharedState<State>,
     core: SimCore,
 }
 
@@ -106,11 +104,13 @@ impl std::fmt::Debug for AddedKey {
 }
 
 impl ValidateOnlySim {
+    core_accessors!();
+
     /// A server of `flavor` that accepts the keys `values` (plaintext, kept only as hashes).
     pub fn new(flavor: Flavor, values: impl IntoIterator<Item = String>, clock: Clock) -> Self {
         let sim = Self {
             flavor,
-            state: Arc::default(),
+            state: SharedState::default(),
             core: SimCore::new(clock),
         };
         for value in values {
@@ -206,33 +206,7 @@ impl ValidateOnlySim {
         self.state().keys.iter().map(Key::sim_key).collect()
     }
 
-    /// Arms a fault for the API requests that follow.
-    pub fn inject(&self, fault: Fault) {
-        self.core.faults.push(fault);
-    }
-
-    /// Disarms every fault.
-    pub fn clear_faults(&self) {
-        self.core.faults.clear();
-    }
-
-    /// How many API requests arrived before a `Retry-After` given to the same credential expired.
-    pub fn early_retries(&self) -> usize {
-        self.core.log.early_retries()
-    }
-
-    /// Every API request answered so far (hooks excluded), oldest first.
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.core.log.records()
-    }
-
-    /// The simulator's clock.
-    pub fn clock(&self) -> Clock {
-        self.core.clock.clone()
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
-        // Handlers never leave the state half-updated across a panic point, so poison is harmless.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 }

@@ -1,11 +1,14 @@
 //! The aiXplain client against the in-process aiXplain simulator, over real HTTP on loopback.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::*;
-use crate::http::HttpConfig;
+use crate::{
+    http::HttpConfig,
+    testing::{self, fast_config, named, unreachable_url},
+};
 use keysmith_api::{ApiKey, ApiKeySpec, BudgetReset, Limits, ModelHub, ModelHubSpec, ModelLimit, RateLimit};
 use keysmith_simulators::{
     RunningSim,
@@ -17,25 +20,7 @@ use keysmith_simulators::{
 const TEAM: &str = "team-key-for-client-tests-000000000000000000000000000000000000000";
 const ORDINARY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/// Quick retries and no pacing to speak of; `max_retry_after` stays above the one-second
-/// `Retry-After` the tests inject.
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(5),
-        requests_per_second: 1000.0,
-        burst: 1000,
-        ..HttpConfig::default()
-    }
-}
-
-struct Fixture {
-    sim: AixplainSim,
-    running: RunningSim,
-    client: AixplainClient,
-}
+type Fixture = testing::Fixture<AixplainSim, AixplainClient>;
 
 impl Fixture {
     async fn new() -> Self {
@@ -44,33 +29,17 @@ impl Fixture {
 
     async fn with_config(config: HttpConfig) -> Self {
         let sim = AixplainSim::new([TEAM.to_owned()], Clock::new());
-        let running = sim.spawn().await.unwrap();
-        let client = client_for(&running, TEAM, config);
-        Self { sim, running, client }
+        Self::start(sim, |running| client_for(running, TEAM, config)).await
     }
 
     fn client_with(&self, key: &str) -> AixplainClient {
         client_for(&self.running, key, fast_config())
     }
 
-    fn requests(&self, method: &str, suffix: &str) -> usize {
-        self.sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.ends_with(suffix))
-            .count()
-    }
-
     /// The raw body of a team-key `GET`, to check what is on the wire.
     async fn raw_get(&self, path: &str) -> String {
-        let url = format!("{}{path}", self.running.base_url);
-        let transport = Transport::new(fast_config()).unwrap();
-        let response = transport
-            .send(Call::idempotent(error_message), |client| {
-                client.get(&url).header("x-api-key", TEAM)
-            })
-            .await;
-        String::from_utf8(response.unwrap().body().to_vec()).unwrap()
+        self.raw_get_with(path, error_message, |get| get.header("x-api-key", TEAM))
+            .await
     }
 }
 
@@ -81,13 +50,6 @@ fn client_for(running: &RunningSim, key: &str, config: HttpConfig) -> AixplainCl
         Transport::new(config).unwrap(),
     )
     .unwrap()
-}
-
-fn settings(name: &str) -> KeySettings {
-    KeySettings {
-        name: name.into(),
-        ..Default::default()
-    }
 }
 
 fn limited(name: &str) -> KeySettings {
@@ -107,7 +69,7 @@ fn limited(name: &str) -> KeySettings {
             tokens_per_minute: None,
             tokens_per_day: Some(50_000),
         }],
-        ..settings(name)
+        ..named(name)
     }
 }
 
@@ -185,7 +147,7 @@ async fn a_spec_rate_limit_per_minute_or_day_is_sent_as_rpm_or_rpd_and_read_back
         let wanted = KeySettings {
             limits,
             other_rate_limit,
-            ..settings(&format!("app [ks:u1/{interval}]"))
+            ..named(&format!("app [ks:u1/{interval}]"))
         };
 
         let created = fixture.client.create_key(&wanted).await.unwrap();
@@ -217,30 +179,30 @@ async fn what_aixplain_cannot_hold_is_refused_before_anything_is_sent() {
     let cases = [
         KeySettings {
             disabled: true,
-            ..settings("off")
+            ..named("off")
         },
         KeySettings {
             limit_usd: Some(5.0),
             limit_reset: Some(BudgetReset::Monthly),
-            ..settings("monthly")
+            ..named("monthly")
         },
         KeySettings {
             include_byok: true,
-            ..settings("byok")
+            ..named("byok")
         },
         KeySettings {
             other_rate_limit: Some(RateLimit {
                 requests: 5,
                 interval_seconds: 10,
             }),
-            ..settings("every ten seconds")
+            ..named("every ten seconds")
         },
     ];
     for case in &cases {
         let err = fixture.client.create_key(case).await.unwrap_err();
         assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
     }
-    let created = fixture.client.create_key(&settings("on")).await.unwrap();
+    let created = fixture.client.create_key(&named("on")).await.unwrap();
     for case in &cases {
         let err = fixture
             .client
@@ -257,11 +219,7 @@ async fn what_aixplain_cannot_hold_is_refused_before_anything_is_sent() {
 async fn the_list_holds_every_key_but_the_team_keys() {
     let fixture = Fixture::new().await;
     for n in 0..30 {
-        fixture
-            .client
-            .create_key(&settings(&format!("k{n}")))
-            .await
-            .unwrap();
+        fixture.client.create_key(&named(&format!("k{n}"))).await.unwrap();
     }
     let keys = fixture.client.list_keys().await.unwrap();
     assert_eq!(keys.len(), 30);
@@ -283,7 +241,7 @@ async fn updates_rename_and_replace_budget_limits_and_expiry_in_place() {
             tokens_per_day: Some(7),
             ..Default::default()
         },
-        ..settings("after")
+        ..named("after")
     };
     let updated = fixture.client.update_key(&id, &changed).await.unwrap();
     assert_eq!(updated.id, id);
@@ -296,8 +254,8 @@ async fn updates_rename_and_replace_budget_limits_and_expiry_in_place() {
         Some("2032-01-01T00:00:00Z".parse::<Timestamp>().unwrap())
     );
 
-    let cleared = fixture.client.update_key(&id, &settings("after")).await.unwrap();
-    assert_eq!(cleared.settings, settings("after"));
+    let cleared = fixture.client.update_key(&id, &named("after")).await.unwrap();
+    assert_eq!(cleared.settings, named("after"));
     assert_eq!(fixture.sim.key(&id).unwrap().global_limits, None);
 }
 
@@ -306,7 +264,7 @@ async fn updating_or_reading_an_unknown_key_is_not_found_or_none() {
     let fixture = Fixture::new().await;
     let err = fixture
         .client
-        .update_key("000000000000000000000000", &settings("x"))
+        .update_key("000000000000000000000000", &named("x"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
@@ -321,7 +279,7 @@ async fn updating_or_reading_an_unknown_key_is_not_found_or_none() {
 #[tokio::test]
 async fn deleting_a_key_twice_succeeds_both_times() {
     let fixture = Fixture::new().await;
-    let created = fixture.client.create_key(&settings("doomed")).await.unwrap();
+    let created = fixture.client.create_key(&named("doomed")).await.unwrap();
     fixture.client.delete_key(&created.record.id).await.unwrap();
     fixture.client.delete_key(&created.record.id).await.unwrap();
     assert!(fixture.sim.key(&created.record.id).unwrap().deleted);
@@ -371,7 +329,7 @@ async fn a_taken_tagged_name_is_refused_with_the_duplicate_named_when_the_value_
     let fixture = Fixture::new().await;
     let name = "team-a [ks:u1/lost]";
     let lost = fixture.sim.add_key_named(ORDINARY, name);
-    let err = fixture.client.create_key(&settings(name)).await.unwrap_err();
+    let err = fixture.client.create_key(&named(name)).await.unwrap_err();
     match &err {
         Error::Rejected { status: 422, message } => {
             assert!(
@@ -391,7 +349,7 @@ async fn a_taken_tagged_name_is_adopted_when_the_listing_shows_a_working_value()
     fixture.sim.set_list_reveals_keys(true);
     let name = "team-a [ks:u1/lost]";
     let lost = fixture.sim.add_key_named(ORDINARY, name);
-    let adopted = fixture.client.create_key(&settings(name)).await.unwrap();
+    let adopted = fixture.client.create_key(&named(name)).await.unwrap();
     assert_eq!(adopted.record.id, lost);
     assert_eq!(adopted.value.expose(), ORDINARY);
     assert_eq!(adopted.record.label.as_deref(), Some("0123...cdef"));
@@ -405,7 +363,7 @@ async fn a_taken_name_without_keysmiths_tag_is_a_conflict_naming_the_other_key()
     let theirs = fixture.sim.add_key_named(ORDINARY, "shared name");
     let err = fixture
         .client
-        .create_key(&settings("shared name"))
+        .create_key(&named("shared name"))
         .await
         .unwrap_err();
     match err {
@@ -422,7 +380,7 @@ async fn a_taken_name_without_keysmiths_tag_is_a_conflict_naming_the_other_key()
 #[tokio::test]
 async fn reveal_reads_a_value_back_only_where_the_listing_shows_it_whole() {
     let fixture = Fixture::new().await;
-    let masked = fixture.client.create_key(&settings("masked")).await.unwrap();
+    let masked = fixture.client.create_key(&named("masked")).await.unwrap();
     assert!(
         fixture
             .client
@@ -432,7 +390,7 @@ async fn reveal_reads_a_value_back_only_where_the_listing_shows_it_whole() {
             .is_none()
     );
     fixture.sim.set_list_reveals_keys(true);
-    let shown = fixture.client.create_key(&settings("shown")).await.unwrap();
+    let shown = fixture.client.create_key(&named("shown")).await.unwrap();
     let value = fixture
         .client
         .reveal_key(&shown.record.id)
@@ -478,12 +436,9 @@ async fn inspecting_an_imported_key_reports_todays_counts_and_a_mask() {
 #[tokio::test]
 async fn a_rate_limited_call_waits_out_retry_after_then_succeeds() {
     let fixture = Fixture::new().await;
-    fixture.sim.inject(Fault::rate_limit(1, 1));
-    let start = Instant::now();
-    fixture.client.list_keys().await.unwrap();
-    assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
-    assert_eq!(fixture.sim.early_retries(), 0);
-    assert_eq!(fixture.requests("GET", "/sdk/api-keys"), 2);
+    fixture
+        .assert_listing_waits_out_retry_after("/sdk/api-keys")
+        .await;
 }
 
 #[tokio::test]
@@ -527,7 +482,7 @@ async fn a_create_whose_connection_drops_is_not_retried() {
     fixture.sim.inject(Fault::drop_after_create(1));
     let err = fixture
         .client
-        .create_key(&settings("dropped [ks:u/x]"))
+        .create_key(&named("dropped [ks:u/x]"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unreachable(_)), "{err:?}");
@@ -546,7 +501,7 @@ async fn a_create_answered_with_429_or_500_is_retried_and_mints_one_key() {
         .inject(Fault::server_error(1).on_path("/sdk/api-keys"));
     fixture
         .client
-        .create_key(&settings("retried [ks:u/y]"))
+        .create_key(&named("retried [ks:u/y]"))
         .await
         .unwrap();
     assert_eq!(fixture.requests("POST", "/sdk/api-keys"), 3);
@@ -555,16 +510,12 @@ async fn a_create_answered_with_429_or_500_is_retried_and_mints_one_key() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_reported_as_unreachable() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let transport = Transport::new(HttpConfig {
         max_retries: 1,
         ..fast_config()
     })
     .unwrap();
-    let client = AixplainClient::new(&format!("http://{addr}"), SecretValue::new(TEAM), transport).unwrap();
+    let client = AixplainClient::new(&unreachable_url(), SecretValue::new(TEAM), transport).unwrap();
     let err = client.verify().await.unwrap_err();
     assert!(matches!(err, Error::Unreachable(_)), "{err:?}");
 }

@@ -1,9 +1,10 @@
 //! The Anthropic client against the in-process Anthropic simulator, over real HTTP on loopback.
 
-use std::time::{Duration, Instant};
-
 use super::*;
-use crate::http::HttpConfig;
+use crate::{
+    http::HttpConfig,
+    testing::{self, fast_config},
+};
 use keysmith_simulators::{
     RunningSim,
     anthropic::{AnthropicSim, KeyStatus, MessagesUsage},
@@ -13,23 +14,7 @@ use keysmith_simulators::{
 
 const ADMIN: &str = "sk-ant-admin01-client-tests-0000000000000000000000000000000000000000";
 
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(5),
-        requests_per_second: 1000.0,
-        burst: 1000,
-        ..HttpConfig::default()
-    }
-}
-
-struct Fixture {
-    sim: AnthropicSim,
-    running: RunningSim,
-    client: AnthropicClient,
-}
+type Fixture = testing::Fixture<AnthropicSim, AnthropicClient>;
 
 impl Fixture {
     async fn new() -> Self {
@@ -38,21 +23,11 @@ impl Fixture {
 
     async fn with(config: HttpConfig, workspace: Option<String>) -> Self {
         let sim = AnthropicSim::new([ADMIN.to_owned()], Clock::new());
-        let running = sim.spawn().await.unwrap();
-        let client = client_for(&running, ADMIN, workspace, config);
-        Self { sim, running, client }
+        Self::start(sim, |running| client_for(running, ADMIN, workspace, config)).await
     }
 
     fn client(&self, key: &str, workspace: Option<String>) -> AnthropicClient {
         client_for(&self.running, key, workspace, fast_config())
-    }
-
-    fn requests(&self, method: &str, suffix: &str) -> usize {
-        self.sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.ends_with(suffix))
-            .count()
     }
 }
 
@@ -459,12 +434,7 @@ async fn reports_are_read_across_pages() {
 #[tokio::test]
 async fn a_rate_limited_call_waits_out_retry_after_then_succeeds() {
     let fixture = Fixture::new().await;
-    fixture.sim.inject(Fault::rate_limit(1, 1));
-    let start = Instant::now();
-    fixture.client.list_keys().await.unwrap();
-    assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
-    assert_eq!(fixture.sim.early_retries(), 0);
-    assert_eq!(fixture.requests("GET", "/api_keys"), 2);
+    fixture.assert_listing_waits_out_retry_after("/api_keys").await;
 }
 
 #[tokio::test]

@@ -1,32 +1,17 @@
 //! The DigitalOcean client against the in-process DigitalOcean simulator, over real HTTP on loopback.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
-use crate::http::HttpConfig;
+use crate::{
+    http::HttpConfig,
+    testing::{self, fast_config, named},
+};
 use keysmith_simulators::{RunningSim, clock::Clock, digitalocean::DigitalOceanSim, faults::Fault};
 
 const TOKEN: &str = "dop_v1_client_test_token_00000000000000000000000000000000000000000000";
 
-/// Quick retries and no pacing to speak of, so fault tests finish fast; `max_retry_after` stays
-/// above the one-second `Retry-After` the tests inject.
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(5),
-        requests_per_second: 1000.0,
-        burst: 1000,
-        ..HttpConfig::default()
-    }
-}
-
-struct Fixture {
-    sim: DigitalOceanSim,
-    running: RunningSim,
-    client: DigitalOceanClient,
-}
+type Fixture = testing::Fixture<DigitalOceanSim, DigitalOceanClient>;
 
 impl Fixture {
     async fn new() -> Self {
@@ -35,22 +20,11 @@ impl Fixture {
 
     async fn with_config(config: HttpConfig) -> Self {
         let sim = DigitalOceanSim::new([TOKEN.to_owned()], Clock::new());
-        let running = sim.spawn().await.unwrap();
-        let client = client_for(&running, TOKEN, config);
-        Self { sim, running, client }
+        Self::start(sim, |running| client_for(running, TOKEN, config)).await
     }
 
     fn client_with(&self, token: &str) -> DigitalOceanClient {
         client_for(&self.running, token, fast_config())
-    }
-
-    /// How many requests reached the simulator with this method and a path ending in `suffix`.
-    fn requests(&self, method: &str, suffix: &str) -> usize {
-        self.sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.ends_with(suffix))
-            .count()
     }
 }
 
@@ -58,13 +32,6 @@ fn client_for(running: &RunningSim, token: &str, config: HttpConfig) -> DigitalO
     let transport = Transport::new(config).unwrap();
     let inference = format!("{}/v1", running.base_url);
     DigitalOceanClient::new(&running.base_url, &inference, SecretValue::new(token), transport).unwrap()
-}
-
-fn named(name: &str) -> KeySettings {
-    KeySettings {
-        name: name.into(),
-        ..Default::default()
-    }
 }
 
 #[tokio::test]
@@ -281,12 +248,7 @@ async fn an_import_without_a_uuid_is_only_validated() {
 #[tokio::test]
 async fn a_rate_limited_call_waits_out_retry_after_then_succeeds() {
     let fixture = Fixture::new().await;
-    fixture.sim.inject(Fault::rate_limit(1, 1));
-    let start = Instant::now();
-    fixture.client.list_keys().await.unwrap();
-    assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
-    assert_eq!(fixture.sim.early_retries(), 0);
-    assert_eq!(fixture.requests("GET", "/api_keys"), 2);
+    fixture.assert_listing_waits_out_retry_after("/api_keys").await;
 }
 
 #[tokio::test]

@@ -5,27 +5,16 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::*;
-use crate::http::HttpConfig;
+use crate::{
+    http::HttpConfig,
+    testing::{self, fast_config, unreachable_url},
+};
 use keysmith_simulators::{
     RunningSim,
     clock::Clock,
     faults::Fault,
     google::{DEFAULT_PROJECT_ID, GoogleSim, PURGE_AFTER, testdata},
 };
-
-/// Quick retries and no pacing to speak of; `max_retry_after` stays above the one-second
-/// `Retry-After` the tests inject.
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(5),
-        requests_per_second: 1000.0,
-        burst: 1000,
-        ..HttpConfig::default()
-    }
-}
 
 fn fast_polling() -> OperationPolling {
     OperationPolling {
@@ -37,11 +26,7 @@ fn fast_polling() -> OperationPolling {
 
 const TAG: &str = "[ks:6f1c1b1e-3d2a-4c8e-9d0f-0123456789ab/0badf00d]";
 
-struct Fixture {
-    sim: GoogleSim,
-    running: RunningSim,
-    client: GoogleClient,
-}
+type Fixture = testing::Fixture<GoogleSim, GoogleClient>;
 
 impl Fixture {
     async fn new() -> Self {
@@ -49,20 +34,11 @@ impl Fixture {
     }
 
     async fn with_config(config: HttpConfig) -> Self {
-        let sim = GoogleSim::new(Clock::new());
-        let running = sim.spawn().await.unwrap();
-        let credential = GoogleSim::service_account_json(&running);
-        let client = client_for(&running, &credential, settings_for(&running), config);
-        Self { sim, running, client }
-    }
-
-    /// How many requests reached the simulator with this method and a path ending in `suffix`.
-    fn requests(&self, method: &str, suffix: &str) -> usize {
-        self.sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.ends_with(suffix))
-            .count()
+        Self::start(GoogleSim::new(Clock::new()), |running| {
+            let credential = GoogleSim::service_account_json(running);
+            client_for(running, &credential, settings_for(running), config)
+        })
+        .await
     }
 
     fn token_requests(&self) -> usize {
@@ -739,10 +715,7 @@ async fn an_import_only_hub_validates_keys_without_a_credential() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_reported_as_unreachable() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let base = format!("http://{addr}");
+    let base = unreachable_url();
     let settings = GoogleSettings {
         endpoint: Some(base.clone()),
         project: Some("p".into()),

@@ -9,7 +9,7 @@
 use reqwest::Method;
 
 use super::{
-    OpenAiClient, to_json,
+    OpenAiClient,
     wire::{Project, RateLimit, RateLimitUpdate, SpendLimit, SpendLimitRequest},
 };
 use crate::{AccountInfo, Error, Result};
@@ -56,7 +56,9 @@ async fn apply_rate_limits(client: &OpenAiClient, wanted: &[OpenAiModelRateLimit
             continue;
         }
         let url = client.project_url(&["rate_limits", &row.id])?;
-        client.call(Method::POST, url, Some(to_json(&update)?)).await?;
+        client
+            .call(Method::POST, url, Some(crate::http::to_json(&update)?))
+            .await?;
     }
     Ok(())
 }
@@ -91,7 +93,9 @@ async fn apply_spend_limit(client: &OpenAiClient, usd: f64) -> Result<()> {
     if held.is_some_and(|held| wanted.matches(&held)) {
         return Ok(());
     }
-    client.call(Method::POST, url, Some(to_json(&wanted)?)).await?;
+    client
+        .call(Method::POST, url, Some(crate::http::to_json(&wanted)?))
+        .await?;
     Ok(())
 }
 

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
-use crate::http::HttpConfig;
+use crate::{
+    http::HttpConfig,
+    testing::{self, fast_config, named},
+};
 use keysmith_api::OpenAiModelRateLimit;
 use keysmith_simulators::{
     RunningSim,
@@ -16,20 +19,6 @@ use keysmith_simulators::{
 
 const ADMIN: &str = "sk-admin-client-tests-000000000000000000000000000000";
 
-/// Quick retries and no pacing to speak of, so fault tests finish fast; `max_retry_after` stays
-/// above the one-second `Retry-After` the tests inject.
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(5),
-        requests_per_second: 1000.0,
-        burst: 1000,
-        ..HttpConfig::default()
-    }
-}
-
 fn hub(project: &str) -> OpenAiHub {
     OpenAiHub {
         project_id: project.into(),
@@ -37,11 +26,7 @@ fn hub(project: &str) -> OpenAiHub {
     }
 }
 
-struct Fixture {
-    sim: OpenAiSim,
-    running: RunningSim,
-    client: OpenAiClient,
-}
+type Fixture = testing::Fixture<OpenAiSim, OpenAiClient>;
 
 impl Fixture {
     async fn new() -> Self {
@@ -50,9 +35,7 @@ impl Fixture {
 
     async fn with(hub: OpenAiHub, config: HttpConfig) -> Self {
         let sim = OpenAiSim::new([ADMIN.to_owned()], Clock::new());
-        let running = sim.spawn().await.unwrap();
-        let client = client_for(&running, ADMIN, Some(hub), config);
-        Self { sim, running, client }
+        Self::start(sim, |running| client_for(running, ADMIN, Some(hub), config)).await
     }
 
     /// A client of the same simulator that authenticates with `key`.
@@ -60,17 +43,14 @@ impl Fixture {
         client_for(&self.running, key, Some(hub(DEFAULT_PROJECT_ID)), fast_config())
     }
 
-    /// How many requests reached the simulator with this method and a path ending in `suffix`.
-    fn requests(&self, method: &str, suffix: &str) -> usize {
-        self.sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.ends_with(suffix))
-            .count()
-    }
-
     fn project(&self) -> keysmith_simulators::openai::SimProject {
         self.sim.project(DEFAULT_PROJECT_ID).unwrap()
+    }
+
+    /// The raw body of an admin `GET`, to check what is on the wire.
+    async fn raw_get(&self, path: &str) -> String {
+        self.raw_get_with(path, error_message, |get| get.bearer_auth(ADMIN))
+            .await
     }
 }
 
@@ -84,25 +64,6 @@ fn client_for(running: &RunningSim, key: &str, hub: Option<OpenAiHub>, config: H
         transport,
     )
     .unwrap()
-}
-
-fn named(name: &str) -> KeySettings {
-    KeySettings {
-        name: name.into(),
-        ..Default::default()
-    }
-}
-
-/// The raw body of an admin `GET`, to check what is on the wire.
-async fn raw_get(fixture: &Fixture, path: &str) -> String {
-    let url = format!("{}{path}", fixture.running.base_url);
-    let transport = Transport::new(fast_config()).unwrap();
-    let response = transport
-        .send(Call::idempotent(error_message), |client| {
-            client.get(&url).bearer_auth(ADMIN)
-        })
-        .await;
-    String::from_utf8(response.unwrap().body().to_vec()).unwrap()
 }
 
 #[tokio::test]
@@ -274,16 +235,14 @@ async fn creating_a_key_reveals_its_value_once_and_the_tagged_name_round_trips()
 
     // The client learnt the key's id when it created it: no listing of project keys was needed.
     assert_eq!(fixture.requests("GET", "/api_keys"), 0);
-    let accounts = raw_get(
-        &fixture,
-        &format!("/organization/projects/{DEFAULT_PROJECT_ID}/service_accounts"),
-    )
-    .await;
-    let keys = raw_get(
-        &fixture,
-        &format!("/organization/projects/{DEFAULT_PROJECT_ID}/api_keys"),
-    )
-    .await;
+    let accounts = fixture
+        .raw_get(&format!(
+            "/organization/projects/{DEFAULT_PROJECT_ID}/service_accounts"
+        ))
+        .await;
+    let keys = fixture
+        .raw_get(&format!("/organization/projects/{DEFAULT_PROJECT_ID}/api_keys"))
+        .await;
     assert!(!accounts.contains(&value) && !keys.contains(&value));
 }
 

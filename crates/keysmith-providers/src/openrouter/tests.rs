@@ -5,32 +5,17 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use super::*;
-use crate::http::HttpConfig;
+use crate::{
+    http::HttpConfig,
+    testing::{self, fast_config, named, unreachable_url},
+};
 use keysmith_api::BudgetReset;
 use keysmith_simulators::{RunningSim, clock::Clock, faults::Fault, openrouter::OpenRouterSim, sha256_hex};
 
 const MANAGEMENT: &str = "sk-or-v1-management-key-for-client-tests-00000000000000000000000000000";
 const ORDINARY: &str = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/// Quick retries and no pacing to speak of, so fault tests finish fast; `max_retry_after` stays
-/// above the one-second `Retry-After` the tests inject.
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(5),
-        requests_per_second: 1000.0,
-        burst: 1000,
-        ..HttpConfig::default()
-    }
-}
-
-struct Fixture {
-    sim: OpenRouterSim,
-    running: RunningSim,
-    client: OpenRouterClient,
-}
+type Fixture = testing::Fixture<OpenRouterSim, OpenRouterClient>;
 
 impl Fixture {
     async fn new() -> Self {
@@ -39,9 +24,7 @@ impl Fixture {
 
     async fn with_config(config: HttpConfig) -> Self {
         let sim = OpenRouterSim::new([MANAGEMENT.to_owned()], Clock::new());
-        let running = sim.spawn().await.unwrap();
-        let client = client_for(&running, MANAGEMENT, config);
-        Self { sim, running, client }
+        Self::start(sim, |running| client_for(running, MANAGEMENT, config)).await
     }
 
     /// A client of the same simulator that authenticates with `key`.
@@ -49,43 +32,16 @@ impl Fixture {
         client_for(&self.running, key, fast_config())
     }
 
-    /// How many requests reached the simulator with this method and a path ending in `suffix`.
-    fn requests(&self, method: &str, suffix: &str) -> usize {
-        self.sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.ends_with(suffix))
-            .count()
+    /// The raw body of a management `GET`, to check what is on the wire.
+    async fn raw_get(&self, path: &str) -> String {
+        self.raw_get_with(path, error_message, |get| get.bearer_auth(MANAGEMENT))
+            .await
     }
 }
 
 fn client_for(running: &RunningSim, key: &str, config: HttpConfig) -> OpenRouterClient {
     let transport = Transport::new(config).unwrap();
     OpenRouterClient::new(&running.base_url, SecretValue::new(key), transport).unwrap()
-}
-
-fn settings(name: &str) -> KeySettings {
-    KeySettings {
-        name: name.into(),
-        disabled: false,
-        limit_usd: None,
-        limit_reset: None,
-        include_byok: false,
-        expires_at: None,
-        ..Default::default()
-    }
-}
-
-/// The raw body of a management `GET`, to check what is on the wire.
-async fn raw_get(fixture: &Fixture, path: &str) -> String {
-    let url = format!("{}{path}", fixture.running.base_url);
-    let transport = Transport::new(fast_config()).unwrap();
-    let response = transport
-        .send(Call::idempotent(error_message), |client| {
-            client.get(&url).bearer_auth(MANAGEMENT)
-        })
-        .await;
-    String::from_utf8(response.unwrap().body().to_vec()).unwrap()
 }
 
 #[tokio::test]
@@ -135,7 +91,7 @@ async fn creating_a_key_reveals_its_value_once_and_reads_never_include_it() {
         limit_reset: Some(BudgetReset::Weekly),
         include_byok: true,
         expires_at: Some(expires),
-        ..settings("team-a [keysmith:abc]")
+        ..named("team-a [keysmith:abc]")
     };
     let created = fixture.client.create_key(&wanted).await.unwrap();
     let value = created.value.expose().to_owned();
@@ -153,8 +109,8 @@ async fn creating_a_key_reveals_its_value_once_and_reads_never_include_it() {
     let listed = fixture.client.list_keys().await.unwrap();
     assert_eq!(listed, vec![created.record.clone()]);
 
-    let key_body = raw_get(&fixture, &format!("/keys/{}", created.record.id)).await;
-    let list_body = raw_get(&fixture, "/keys?include_disabled=true").await;
+    let key_body = fixture.raw_get(&format!("/keys/{}", created.record.id)).await;
+    let list_body = fixture.raw_get("/keys?include_disabled=true").await;
     assert!(!key_body.contains(&value) && !list_body.contains(&value));
 }
 
@@ -165,7 +121,7 @@ async fn a_key_meant_to_start_disabled_is_disabled_at_the_provider() {
         .client
         .create_key(&KeySettings {
             disabled: true,
-            ..settings("off")
+            ..named("off")
         })
         .await
         .unwrap();
@@ -184,7 +140,7 @@ async fn listing_follows_pagination_past_one_hundred_keys_and_includes_disabled_
         .client
         .create_key(&KeySettings {
             disabled: true,
-            ..settings("off")
+            ..named("off")
         })
         .await
         .unwrap();
@@ -205,7 +161,7 @@ async fn listing_follows_pagination_past_one_hundred_keys_and_includes_disabled_
 #[tokio::test]
 async fn updates_rename_disable_and_change_the_limit_in_place() {
     let fixture = Fixture::new().await;
-    let created = fixture.client.create_key(&settings("before")).await.unwrap();
+    let created = fixture.client.create_key(&named("before")).await.unwrap();
     let id = created.record.id.clone();
 
     let capped = KeySettings {
@@ -213,7 +169,7 @@ async fn updates_rename_disable_and_change_the_limit_in_place() {
         limit_usd: Some(5.0),
         limit_reset: Some(BudgetReset::Monthly),
         include_byok: true,
-        ..settings("after")
+        ..named("after")
     };
     let updated = fixture.client.update_key(&id, &capped).await.unwrap();
     assert_eq!(updated.id, id);
@@ -223,7 +179,7 @@ async fn updates_rename_disable_and_change_the_limit_in_place() {
 
     let uncapped = KeySettings {
         limit_reset: Some(BudgetReset::Never),
-        ..settings("after")
+        ..named("after")
     };
     let updated = fixture.client.update_key(&id, &uncapped).await.unwrap();
     assert_eq!(updated.settings.limit_usd, None);
@@ -243,7 +199,7 @@ async fn updating_an_unknown_key_is_not_found() {
     let fixture = Fixture::new().await;
     let err = fixture
         .client
-        .update_key(&"0".repeat(64), &settings("x"))
+        .update_key(&"0".repeat(64), &named("x"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
@@ -252,7 +208,7 @@ async fn updating_an_unknown_key_is_not_found() {
 #[tokio::test]
 async fn deleting_a_key_twice_succeeds_both_times() {
     let fixture = Fixture::new().await;
-    let created = fixture.client.create_key(&settings("doomed")).await.unwrap();
+    let created = fixture.client.create_key(&named("doomed")).await.unwrap();
     fixture.client.delete_key(&created.record.id).await.unwrap();
     fixture.client.delete_key(&created.record.id).await.unwrap();
     assert!(fixture.sim.key(&created.record.id).unwrap().deleted);
@@ -270,12 +226,7 @@ async fn getting_an_unknown_key_returns_none() {
 #[tokio::test]
 async fn a_rate_limited_call_waits_out_retry_after_then_succeeds() {
     let fixture = Fixture::new().await;
-    fixture.sim.inject(Fault::rate_limit(1, 1));
-    let start = Instant::now();
-    fixture.client.list_keys().await.unwrap();
-    assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
-    assert_eq!(fixture.sim.early_retries(), 0);
-    assert_eq!(fixture.requests("GET", "/keys"), 2);
+    fixture.assert_listing_waits_out_retry_after("/keys").await;
 }
 
 #[tokio::test]
@@ -352,7 +303,7 @@ async fn a_create_whose_connection_drops_is_not_retried() {
     fixture.sim.inject(Fault::drop_after_create(1));
     let err = fixture
         .client
-        .create_key(&settings("dropped [keysmith:x]"))
+        .create_key(&named("dropped [keysmith:x]"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unreachable(_)), "{err:?}");
@@ -367,7 +318,7 @@ async fn a_create_answered_with_429_is_retried_and_mints_one_key() {
     fixture.sim.inject(Fault::server_error(1).on_path("/keys"));
     fixture
         .client
-        .create_key(&settings("retried [keysmith:y]"))
+        .create_key(&named("retried [keysmith:y]"))
         .await
         .unwrap();
     assert_eq!(fixture.requests("POST", "/keys"), 3);
@@ -381,7 +332,7 @@ async fn inspecting_an_ordinary_imported_key_reports_its_usage_and_limit() {
     let capped = KeySettings {
         limit_usd: Some(10.0),
         limit_reset: Some(BudgetReset::Daily),
-        ..settings("imp")
+        ..named("imp")
     };
     fixture.client.update_key(&hash, &capped).await.unwrap();
     assert!(fixture.sim.add_spend(&hash, 2.5, false));
@@ -424,16 +375,13 @@ async fn inspecting_a_management_key_as_an_imported_key_is_refused() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_reported_as_unreachable() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
     let transport = Transport::new(HttpConfig {
         max_retries: 1,
         ..fast_config()
     })
     .unwrap();
     let client = OpenRouterClient::new(
-        &format!("http://{addr}/api/v1"),
+        &format!("{}/api/v1", unreachable_url()),
         SecretValue::new(MANAGEMENT),
         transport,
     )

@@ -4,31 +4,15 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::http::HttpConfig;
+use crate::{
+    http::HttpConfig,
+    testing::{self, fast_config},
+};
 use keysmith_simulators::{RunningSim, clock::Clock, faults::Fault, validate_only::ValidateOnlySim};
 
 const FLAVORS: [Flavor; 2] = [Flavor::Together, Flavor::OpenAiCompatible];
 
-/// Quick retries and no pacing to speak of; `max_retry_after` stays above the one-second
-/// `Retry-After` the tests inject.
-fn fast_config() -> HttpConfig {
-    HttpConfig {
-        timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(1),
-        backoff_cap: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(5),
-        requests_per_second: 1000.0,
-        burst: 1000,
-        ..HttpConfig::default()
-    }
-}
-
-struct Fixture {
-    flavor: Flavor,
-    sim: ValidateOnlySim,
-    running: RunningSim,
-    client: ValidateOnlyClient,
-}
+type Fixture = testing::Fixture<ValidateOnlySim, ValidateOnlyClient>;
 
 impl Fixture {
     async fn new(flavor: Flavor) -> Self {
@@ -37,19 +21,12 @@ impl Fixture {
 
     async fn with_config(flavor: Flavor, config: HttpConfig) -> Self {
         let sim = ValidateOnlySim::new(simulated(flavor), [], Clock::new());
-        let running = sim.spawn().await.unwrap();
-        let client = client_for(flavor, &running, None, config);
-        Self {
-            flavor,
-            sim,
-            running,
-            client,
-        }
+        Self::start(sim, |running| client_for(flavor, running, None, config)).await
     }
 
     fn with_credential(&self, credential: &str) -> ValidateOnlyClient {
         client_for(
-            self.flavor,
+            self.client.flavor,
             &self.running,
             Some(SecretValue::new(credential)),
             fast_config(),

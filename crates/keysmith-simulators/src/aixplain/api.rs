@@ -19,23 +19,14 @@ use super::{
     input::Payload,
     state::{KeyRecord, State as Team},
 };
-use crate::{
-    api_layer::{self, ApiLayer},
-    sha256_hex,
-};
+use crate::{api_layer, sha256_hex};
 
 /// The keys collection.
 pub const KEYS_PATH: &str = "/sdk/api-keys";
 
 /// The API routes behind the fault and request-log middleware.
 pub(super) fn routes(sim: AixplainSim) -> Router {
-    let layer = ApiLayer {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-        render_error: error,
-        is_create,
-    };
+    let layer = sim.core.api_layer(error, is_create);
     Router::new()
         .route("/sdk/api-keys", get(list_keys).post(create_key))
         // A literal segment wins over `{id}` in axum's router, so this is the caller's own usage.
@@ -140,7 +131,7 @@ fn require_admin(team: &Team, headers: &HeaderMap, now: Timestamp) -> Result<(),
 }
 
 async fn list_keys(State(sim): State<AixplainSim>, headers: HeaderMap) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let team = sim.state();
     require_admin(&team, &headers, now)?;
     let keys: Vec<Value> = team
@@ -153,7 +144,7 @@ async fn list_keys(State(sim): State<AixplainSim>, headers: HeaderMap) -> ApiRes
 }
 
 async fn create_key(State(sim): State<AixplainSim>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut team = sim.state();
     require_admin(&team, &headers, now)?;
     let payload = Payload::parse(&body).map_err(ApiError::bad_request)?;
@@ -184,7 +175,7 @@ fn new_key_value() -> String {
 }
 
 async fn get_key(State(sim): State<AixplainSim>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let team = sim.state();
     require_admin(&team, &headers, now)?;
     let key = team.live(&id).ok_or_else(ApiError::not_found)?;
@@ -197,7 +188,7 @@ async fn update_key(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut team = sim.state();
     require_admin(&team, &headers, now)?;
     if team.live(&id).is_none() {
@@ -217,7 +208,7 @@ async fn update_key(
 }
 
 async fn delete_key(State(sim): State<AixplainSim>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut team = sim.state();
     require_admin(&team, &headers, now)?;
     let key = team.live_mut(&id).ok_or_else(ApiError::not_found)?;
@@ -229,14 +220,14 @@ async fn delete_key(State(sim): State<AixplainSim>, headers: HeaderMap, Path(id)
 
 /// `usage-limits` of the key that makes the call; any live key may ask about itself.
 async fn own_usage(State(sim): State<AixplainSim>, headers: HeaderMap) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let team = sim.state();
     let index = authenticate(&team, &headers, now)?;
     Ok(Json(team.keys[index].usage_limits(now)).into_response())
 }
 
 async fn key_usage(State(sim): State<AixplainSim>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let team = sim.state();
     require_admin(&team, &headers, now)?;
     let key = team.live(&id).ok_or_else(ApiError::not_found)?;

@@ -20,20 +20,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AixplainSim, state::Traffic};
-use crate::shared_hooks::{self, HookError, HookState, parse};
+use crate::shared_hooks::{HookError, parse};
 
 pub(super) fn routes(sim: AixplainSim) -> Router {
-    let shared = shared_hooks::routes(HookState {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-    });
     Router::new()
         .route("/_sim/keys", get(keys).post(add_key))
         .route("/_sim/keys/{id}/usage", post(usage))
         .route("/_sim/settings", get(settings).post(set_settings))
         .with_state(sim)
-        .merge(shared)
 }
 
 async fn keys(State(sim): State<AixplainSim>) -> Json<Value> {

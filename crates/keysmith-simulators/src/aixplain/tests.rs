@@ -7,11 +7,13 @@ use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::*;
+use crate::{
+    faults::Fault,
+    testing::{exchange, send_json},
+};
 
 const TEAM: &str = "team0000000000000000000000000000000000000000000000000000000000aa";
 
@@ -30,24 +32,14 @@ async fn send(
     auth: Auth<'_>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    request = match auth {
+    let request = Request::builder().method(method).uri(uri);
+    let request = match auth {
         Auth::None => request,
         Auth::Token(key) => request.header("authorization", format!("Token {key}")),
         Auth::ApiKey(key) => request.header("x-api-key", key),
     };
-    let body = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, body)
+    let reply = send_json(router, request, body).await;
+    (reply.status, reply.body)
 }
 
 async fn team(router: &Router, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -87,8 +79,7 @@ async fn both_authentication_styles_are_accepted_and_anything_else_is_401() {
         .header("authorization", format!("Bearer {TEAM}"))
         .body(Body::empty())
         .unwrap();
-    let response = router.clone().oneshot(bearer).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(exchange(&router, bearer).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -353,17 +344,11 @@ async fn faults_render_nestjs_errors_with_retry_after() {
     let sim = sim();
     sim.inject(Fault::rate_limit(1, 2));
     let router = sim.router();
-    let request = Request::builder()
-        .uri("/sdk/api-keys")
-        .header("x-api-key", TEAM)
-        .body(Body::empty())
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(response.headers()["retry-after"], "2");
-    let body: Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert_eq!(body["statusCode"], 429);
+    let request = Request::builder().uri("/sdk/api-keys").header("x-api-key", TEAM);
+    let reply = send_json(&router, request, None).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(reply.headers["retry-after"], "2");
+    assert_eq!(reply.body["statusCode"], 429);
     assert_eq!(sim.requests().len(), 1);
     // Hooks are not API requests.
     send(&router, "GET", "/_sim/clock", Auth::None, None).await;

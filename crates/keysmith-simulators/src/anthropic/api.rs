@@ -21,21 +21,12 @@ use super::{
     AnthropicSim, reports,
     state::{KeyStatus, State as Org},
 };
-use crate::{
-    api_layer::{self, ApiLayer},
-    sha256_hex,
-};
+use crate::{api_layer, sha256_hex, sim_core::never_creates};
 
 /// The API routes behind the fault and request-log middleware.
 pub(super) fn routes(sim: AnthropicSim) -> Router {
-    let layer = ApiLayer {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-        render_error: error,
-        // Keys are made in the Console, never through this API.
-        is_create: |_, _| false,
-    };
+    // Keys are made in the Console, never through this API.
+    let layer = sim.core.api_layer(error, never_creates);
     Router::new()
         .route("/v1/organizations/api_keys", get(list_keys).post(no_such_route))
         .route(
@@ -179,7 +170,7 @@ fn page(items: Vec<(String, Value)>, query: &HashMap<String, String>, default: u
 }
 
 async fn list_keys(State(sim): State<AnthropicSim>, headers: HeaderMap, query: QueryParams) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let org = sim.state();
     require_admin(&org, &headers)?;
     let Query(query) = query.map_err(|_| ApiError::invalid("malformed query string"))?;
@@ -211,7 +202,7 @@ async fn list_keys(State(sim): State<AnthropicSim>, headers: HeaderMap, query: Q
 }
 
 async fn get_key(State(sim): State<AnthropicSim>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let org = sim.state();
     require_admin(&org, &headers)?;
     let key = org.key(&id).ok_or_else(|| ApiError::not_found("API key"))?;
@@ -226,7 +217,7 @@ async fn update_key(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut org = sim.state();
     require_admin(&org, &headers)?;
     let key = org.key_mut(&id).ok_or_else(|| ApiError::not_found("API key"))?;
@@ -308,7 +299,7 @@ async fn get_workspace(
 }
 
 async fn create_workspace(State(sim): State<AnthropicSim>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut org = sim.state();
     require_admin(&org, &headers)?;
     let name = match serde_json::from_slice::<Value>(&body) {
@@ -328,7 +319,7 @@ async fn create_workspace(State(sim): State<AnthropicSim>, headers: HeaderMap, b
 /// `GET /v1/models` with an ordinary key: it answers for active keys only. Admin keys cannot call
 /// the model endpoints.
 async fn models(State(sim): State<AnthropicSim>, headers: HeaderMap) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let org = sim.state();
     let key = api_key(&headers)
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "x-api-key header is required".into()))?;

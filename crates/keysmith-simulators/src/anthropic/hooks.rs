@@ -26,21 +26,15 @@ use super::{
     AnthropicSim,
     state::{CostLine, KeyStatus, MessagesUsage},
 };
-use crate::shared_hooks::{self, HookError, HookState, parse};
+use crate::shared_hooks::{HookError, parse};
 
 pub(super) fn routes(sim: AnthropicSim) -> Router {
-    let shared = shared_hooks::routes(HookState {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-    });
     Router::new()
         .route("/_sim/keys", get(keys).post(add_key))
         .route("/_sim/workspaces", post(add_workspace))
         .route("/_sim/usage", post(usage))
         .route("/_sim/cost", post(cost))
         .with_state(sim)
-        .merge(shared)
 }
 
 async fn keys(State(sim): State<AnthropicSim>) -> Json<Value> {

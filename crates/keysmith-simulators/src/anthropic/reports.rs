@@ -160,7 +160,7 @@ pub(super) async fn usage(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let org = sim.state();
     require_admin(&org, &headers)?;
     let params = Params::parse(raw.as_deref())?;
@@ -241,7 +241,7 @@ pub(super) async fn cost(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let org = sim.state();
     require_admin(&org, &headers)?;
     let params = Params::parse(raw.as_deref())?;

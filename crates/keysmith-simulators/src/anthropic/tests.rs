@@ -2,23 +2,18 @@
 
 use axum::{
     Router,
-    body::Body,
-    http::{HeaderMap, Request, StatusCode},
+    http::{Request, StatusCode},
 };
-use http_body_util::BodyExt;
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::*;
+use crate::{
+    faults::Fault,
+    testing::{Reply, send_json},
+};
 
 const ADMIN: &str = "sk-ant-admin01-simulator-tests-000000000000000000000000000000000000";
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
 
 async fn send(
     router: &Router,
@@ -35,22 +30,7 @@ async fn send(
     if version {
         request = request.header("anthropic-version", "2023-06-01");
     }
-    let body = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    send_json(router, request, body).await
 }
 
 async fn admin(router: &Router, method: &str, uri: &str, body: Option<Value>) -> Reply {

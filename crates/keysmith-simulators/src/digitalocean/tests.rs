@@ -1,54 +1,18 @@
 //! Tests of the DigitalOcean simulator through its HTTP surface.
 
-use axum::{
-    Router,
-    body::Body,
-    http::{HeaderMap, Request, StatusCode},
-};
-use http_body_util::BodyExt;
+use axum::{Router, http::StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::*;
-use crate::faults::Fault;
+use crate::{
+    faults::Fault,
+    testing::{Reply, send},
+};
 
 const TOKEN: &str = "dop_v1_simulator_test_token_000000000000000000000000000000000000000000";
 
 fn sim() -> DigitalOceanSim {
     DigitalOceanSim::new([TOKEN.to_owned()], Clock::new())
-}
-
-/// A response, with the body parsed as JSON (`Null` when empty).
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-async fn send(router: &Router, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "sim.test");
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
-    let response = router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
 }
 
 /// Calls the management API with the account's token.

@@ -23,7 +23,7 @@ use super::{
     state::{KEY_TYPE, KeyEntry, State as Project, new_key_string, operation_json, uuid4},
 };
 use crate::{
-    api_layer::{self, ApiLayer, bearer_token},
+    api_layer::{self, bearer_token},
     sha256_hex,
 };
 
@@ -34,13 +34,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 300;
 
 pub(super) fn routes(sim: GoogleSim) -> Router {
-    let layer = ApiLayer {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-        render_error: error,
-        is_create,
-    };
+    let layer = sim.core.api_layer(error, is_create);
     Router::new()
         .route(
             "/v2/projects/{project}/locations/{location}/keys",
@@ -201,7 +195,7 @@ async fn create_key(
     params: QueryParams,
     body: Bytes,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state(now);
     authenticate(&state, &headers, now, true)?;
     check_parent(&state, &project, &location)?;
@@ -237,7 +231,7 @@ async fn list_keys(
     headers: HeaderMap,
     params: QueryParams,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state(now);
     authenticate(&state, &headers, now, false)?;
     check_parent(&state, &project, &location)?;
@@ -297,7 +291,7 @@ fn find<'a>(
 }
 
 async fn get_key(State(sim): State<GoogleSim>, Path(path): KeyPath, headers: HeaderMap) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state(now);
     authenticate(&state, &headers, now, false)?;
     let number = state.project_number.clone();
@@ -306,7 +300,7 @@ async fn get_key(State(sim): State<GoogleSim>, Path(path): KeyPath, headers: Hea
 }
 
 async fn key_string(State(sim): State<GoogleSim>, Path(path): KeyPath, headers: HeaderMap) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state(now);
     authenticate(&state, &headers, now, false)?;
     let key = find(&mut state, &path)?;
@@ -320,7 +314,7 @@ async fn patch_key(
     params: QueryParams,
     body: Bytes,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state(now);
     authenticate(&state, &headers, now, true)?;
     let params = query(params)?;
@@ -366,7 +360,7 @@ async fn delete_key(
     headers: HeaderMap,
     params: QueryParams,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state(now);
     authenticate(&state, &headers, now, true)?;
     let params = query(params)?;
@@ -392,7 +386,7 @@ async fn undelete_key(
     Path((project, location, key)): KeyPath,
     headers: HeaderMap,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state(now);
     authenticate(&state, &headers, now, true)?;
     let Some(key_id) = key.strip_suffix(":undelete") else {
@@ -411,7 +405,7 @@ async fn undelete_key(
 }
 
 async fn lookup_key(State(sim): State<GoogleSim>, headers: HeaderMap, params: QueryParams) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state(now);
     authenticate(&state, &headers, now, false)?;
     let params = query(params)?;
@@ -435,7 +429,7 @@ async fn get_operation(
     Path(operation): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state(now);
     authenticate(&state, &headers, now, false)?;
     let name = format!("operations/{operation}");

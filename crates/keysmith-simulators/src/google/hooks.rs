@@ -1,23 +1,16 @@
-//! Test hooks under `/_sim/`: clock, keys, console-style edits, faults, operations, tokens, request
-//! log and the test service account. They need no credentials, are not logged as API requests and
-//! never reveal key values.
+//! Google's own test hooks under `/_sim/`: keys, console-style edits, operations, tokens and the test
+//! service account (the clock, faults and request log are in [`crate::shared_hooks`]). They need no
+//! credentials, are not logged as API requests and never reveal key values.
 //!
 //! | route | body | answer |
 //! |---|---|---|
-//! | `GET`, `POST /_sim/clock` | `{"advanceSeconds": n}` or `{"now": RFC 3339}` (POST) | `{"now", "offsetSeconds"}` |
 //! | `GET /_sim/keys` | | `{"keys": [SimKey]}`, deleted keys included |
 //! | `POST /_sim/keys` | `{"value", "displayName"?}` | 201 `{"name"}`: a key made in the console |
 //! | `POST /_sim/keys/{id}/rename` | `{"displayName"}` | `{"key": SimKey}`, as a console rename |
 //! | `POST /_sim/keys/{id}/delete` | | `{"key": SimKey}`, as a console delete |
-//! | `GET`, `POST`, `DELETE /_sim/faults` | [`Fault`] or `[Fault]` (POST) | `{"faults": [Fault]}` still armed |
-//! | `GET /_sim/requests`, `DELETE` | | `{"requests": [RequestRecord], "earlyRetries": n}`; 204 |
 //! | `POST /_sim/operations` | `{"pollsUntilDone": n}` | `{"pollsUntilDone": n}` |
 //! | `POST /_sim/tokens`, `DELETE` | `{"lifetimeSeconds": n}` | `{"lifetimeSeconds": n}`; `DELETE` revokes every token |
 //! | `GET /_sim/service-account` | | the test service account's JSON key, for this server's `/token` |
-//!
-//! [`RequestRecord`]: crate::request_log::RequestRecord
-
-use std::time::Duration;
 
 use axum::{
     Json, Router,
@@ -27,81 +20,21 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use jiff::Timestamp;
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{GoogleSim, TOKEN_PATH, testdata};
-use crate::faults::Fault;
+use crate::shared_hooks::{HookError, parse};
 
 pub(super) fn routes(sim: GoogleSim) -> Router {
     Router::new()
-        .route("/_sim/clock", get(clock).post(set_clock))
         .route("/_sim/keys", get(keys).post(add_key))
         .route("/_sim/keys/{id}/rename", post(rename))
         .route("/_sim/keys/{id}/delete", post(delete))
-        .route("/_sim/faults", get(faults).post(inject).delete(clear_faults))
-        .route("/_sim/requests", get(requests).delete(clear_requests))
         .route("/_sim/operations", post(operations))
         .route("/_sim/tokens", post(tokens).delete(revoke_tokens))
         .route("/_sim/service-account", get(service_account))
         .with_state(sim)
-}
-
-/// A rejected hook call, answered as `{"error": "..."}`.
-#[derive(Debug)]
-struct HookError(StatusCode, String);
-
-impl IntoResponse for HookError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-fn hook_error(status: StatusCode, message: impl Into<String>) -> Response {
-    HookError(status, message.into()).into_response()
-}
-
-/// Parses a hook body without insisting on a `Content-Type`, so `curl -d` works as-is.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, HookError> {
-    serde_json::from_slice(body).map_err(|err| HookError(StatusCode::BAD_REQUEST, err.to_string()))
-}
-
-fn clock_json(sim: &GoogleSim) -> Json<Value> {
-    let clock = sim.clock();
-    Json(json!({ "now": clock.now(), "offsetSeconds": clock.offset().as_secs_f64() }))
-}
-
-async fn clock(State(sim): State<GoogleSim>) -> Json<Value> {
-    clock_json(&sim)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ClockChange {
-    advance_seconds: Option<f64>,
-    now: Option<Timestamp>,
-}
-
-async fn set_clock(State(sim): State<GoogleSim>, body: Bytes) -> Response {
-    let change: ClockChange = match parse(&body) {
-        Ok(change) => change,
-        Err(rejection) => return rejection.into_response(),
-    };
-    match (change.advance_seconds, change.now) {
-        (Some(seconds), None) => match Duration::try_from_secs_f64(seconds) {
-            Ok(by) => sim.clock().advance(by),
-            Err(_) => return hook_error(StatusCode::BAD_REQUEST, "advanceSeconds must be >= 0"),
-        },
-        (None, Some(now)) => sim.clock().set(now),
-        _ => {
-            return hook_error(
-                StatusCode::BAD_REQUEST,
-                "send exactly one of advanceSeconds and now",
-            );
-        }
-    }
-    clock_json(&sim).into_response()
 }
 
 async fn keys(State(sim): State<GoogleSim>) -> Json<Value> {
@@ -116,21 +49,19 @@ struct AddKey {
     display_name: String,
 }
 
-async fn add_key(State(sim): State<GoogleSim>, body: Bytes) -> Response {
-    match parse::<AddKey>(&body) {
-        Ok(add) if !add.value.is_empty() => {
-            let name = sim.add_key(&add.value, &add.display_name);
-            (StatusCode::CREATED, Json(json!({ "name": name }))).into_response()
-        }
-        Ok(_) => hook_error(StatusCode::BAD_REQUEST, "value must not be empty"),
-        Err(rejection) => rejection.into_response(),
+async fn add_key(State(sim): State<GoogleSim>, body: Bytes) -> Result<Response, HookError> {
+    let add: AddKey = parse(&body)?;
+    if add.value.is_empty() {
+        return Err(HookError::bad_request("value must not be empty"));
     }
+    let name = sim.add_key(&add.value, &add.display_name);
+    Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
 }
 
-fn key_or_404(sim: &GoogleSim, id: &str, done: bool) -> Response {
+fn key_or_404(sim: &GoogleSim, id: &str, done: bool) -> Result<Json<Value>, HookError> {
     match sim.key(id).filter(|_| done) {
-        Some(key) => Json(json!({ "key": key })).into_response(),
-        None => hook_error(StatusCode::NOT_FOUND, "no such key"),
+        Some(key) => Ok(Json(json!({ "key": key }))),
+        None => Err(HookError::not_found("no such key")),
     }
 }
 
@@ -140,54 +71,19 @@ struct Rename {
     display_name: String,
 }
 
-async fn rename(State(sim): State<GoogleSim>, Path(id): Path<String>, body: Bytes) -> Response {
-    match parse::<Rename>(&body) {
-        Ok(rename) => {
-            let done = sim.rename_by_hand(&id, &rename.display_name);
-            key_or_404(&sim, &id, done)
-        }
-        Err(rejection) => rejection.into_response(),
-    }
-}
-
-async fn delete(State(sim): State<GoogleSim>, Path(id): Path<String>) -> Response {
-    let done = sim.delete_by_hand(&id);
+async fn rename(
+    State(sim): State<GoogleSim>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, HookError> {
+    let rename: Rename = parse(&body)?;
+    let done = sim.rename_by_hand(&id, &rename.display_name);
     key_or_404(&sim, &id, done)
 }
 
-async fn faults(State(sim): State<GoogleSim>) -> Json<Value> {
-    Json(json!({ "faults": sim.faults.pending() }))
-}
-
-/// One fault object or an array of them.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum FaultBatch {
-    One(Fault),
-    Many(Vec<Fault>),
-}
-
-async fn inject(State(sim): State<GoogleSim>, body: Bytes) -> Response {
-    match parse::<FaultBatch>(&body) {
-        Ok(FaultBatch::One(fault)) => sim.inject(fault),
-        Ok(FaultBatch::Many(faults)) => faults.into_iter().for_each(|fault| sim.inject(fault)),
-        Err(rejection) => return rejection.into_response(),
-    }
-    Json(json!({ "faults": sim.faults.pending() })).into_response()
-}
-
-async fn clear_faults(State(sim): State<GoogleSim>) -> Json<Value> {
-    sim.clear_faults();
-    Json(json!({ "faults": [] }))
-}
-
-async fn requests(State(sim): State<GoogleSim>) -> Json<Value> {
-    Json(json!({ "requests": sim.requests(), "earlyRetries": sim.early_retries() }))
-}
-
-async fn clear_requests(State(sim): State<GoogleSim>) -> StatusCode {
-    sim.log.clear();
-    StatusCode::NO_CONTENT
+async fn delete(State(sim): State<GoogleSim>, Path(id): Path<String>) -> Result<Json<Value>, HookError> {
+    let done = sim.delete_by_hand(&id);
+    key_or_404(&sim, &id, done)
 }
 
 #[derive(Deserialize)]
@@ -196,14 +92,10 @@ struct Operations {
     polls_until_done: u32,
 }
 
-async fn operations(State(sim): State<GoogleSim>, body: Bytes) -> Response {
-    match parse::<Operations>(&body) {
-        Ok(ops) => {
-            sim.set_polls_until_done(ops.polls_until_done);
-            Json(json!({ "pollsUntilDone": ops.polls_until_done })).into_response()
-        }
-        Err(rejection) => rejection.into_response(),
-    }
+async fn operations(State(sim): State<GoogleSim>, body: Bytes) -> Result<Json<Value>, HookError> {
+    let ops: Operations = parse(&body)?;
+    sim.set_polls_until_done(ops.polls_until_done);
+    Ok(Json(json!({ "pollsUntilDone": ops.polls_until_done })))
 }
 
 #[derive(Deserialize)]
@@ -212,15 +104,13 @@ struct Tokens {
     lifetime_seconds: i64,
 }
 
-async fn tokens(State(sim): State<GoogleSim>, body: Bytes) -> Response {
-    match parse::<Tokens>(&body) {
-        Ok(tokens) if tokens.lifetime_seconds > 0 => {
-            sim.set_token_lifetime(tokens.lifetime_seconds);
-            Json(json!({ "lifetimeSeconds": tokens.lifetime_seconds })).into_response()
-        }
-        Ok(_) => hook_error(StatusCode::BAD_REQUEST, "lifetimeSeconds must be positive"),
-        Err(rejection) => rejection.into_response(),
+async fn tokens(State(sim): State<GoogleSim>, body: Bytes) -> Result<Json<Value>, HookError> {
+    let tokens: Tokens = parse(&body)?;
+    if tokens.lifetime_seconds <= 0 {
+        return Err(HookError::bad_request("lifetimeSeconds must be positive"));
     }
+    sim.set_token_lifetime(tokens.lifetime_seconds);
+    Ok(Json(json!({ "lifetimeSeconds": tokens.lifetime_seconds })))
 }
 
 async fn revoke_tokens(State(sim): State<GoogleSim>) -> StatusCode {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::{
     Json, Router,
     extract::{Query, State},
-    http::{HeaderMap, Method, StatusCode},
+    http::{HeaderMap, StatusCode},
     middleware::from_fn_with_state,
     response::{IntoResponse, Response},
     routing::get,
@@ -15,7 +15,7 @@ use axum::{
 use serde_json::json;
 
 use super::{GoogleSim, api::error};
-use crate::api_layer::{self, ApiLayer};
+use crate::{api_layer, sim_core::never_creates};
 
 /// The inference base path.
 pub const INFERENCE_PATH: &str = "/v1beta";
@@ -24,13 +24,7 @@ pub const INFERENCE_PATH: &str = "/v1beta";
 const SERVICE: &str = "generativelanguage.googleapis.com";
 
 pub(super) fn routes(sim: GoogleSim) -> Router {
-    let layer = ApiLayer {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-        render_error: error,
-        is_create: |_: &Method, _: &str| false,
-    };
+    let layer = sim.core.api_layer(error, never_creates);
     Router::new()
         .route("/v1beta/models", get(models))
         .layer(from_fn_with_state(layer, api_layer::guard))
@@ -48,7 +42,7 @@ async fn models(
         .map(str::to_owned)
         .or_else(|| params.get("key").cloned())
         .unwrap_or_default();
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state(now);
     let key = state
         .keys

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::{
     Form, Json, Router,
     extract::{State, rejection::FormRejection},
-    http::{HeaderMap, Method, StatusCode, header::HOST},
+    http::{HeaderMap, StatusCode, header::HOST},
     middleware::from_fn_with_state,
     response::{IntoResponse, Response},
     routing::post,
@@ -22,10 +22,7 @@ use super::{
     GoogleSim,
     state::{State as Project, Token},
 };
-use crate::{
-    api_layer::{self, ApiLayer},
-    sha256_hex,
-};
+use crate::{api_layer, sha256_hex, sim_core::never_creates};
 
 /// The `grant_type` of the JWT bearer flow (RFC 7523), as Google's token endpoint requires it.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -46,13 +43,10 @@ const MAX_ASSERTION_LIFETIME: SignedDuration = SignedDuration::from_hours(1);
 const SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 pub(super) fn routes(sim: GoogleSim) -> Router {
-    let layer = ApiLayer {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-        render_error: |status, message| oauth_error(status, oauth_code(status), message),
-        is_create: |_: &Method, _: &str| false,
-    };
+    let layer = sim.core.api_layer(
+        |status, message| oauth_error(status, oauth_code(status), message),
+        never_creates,
+    );
     Router::new()
         .route(TOKEN_PATH, post(token))
         .layer(from_fn_with_state(layer, api_layer::guard))
@@ -107,7 +101,7 @@ async fn token(
         code: "invalid_request",
         description: "the body must be application/x-www-form-urlencoded".into(),
     })?;
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state(now);
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
     let can_write = match field("grant_type") {

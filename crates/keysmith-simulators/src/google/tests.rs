@@ -9,14 +9,16 @@ use base64::{
     Engine,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
-use http_body_util::BodyExt;
 use jiff::Timestamp;
 use ring::{rand::SystemRandom, signature};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::{GoogleSim, oauth, testdata};
-use crate::{clock::Clock, faults::Fault};
+use crate::{
+    clock::Clock,
+    faults::Fault,
+    testing::{Reply, exchange, send},
+};
 
 const TOKEN: &str = "ya29.static-token-for-simulator-tests";
 const KEYS: &str = "/v2/projects/keysmith-sim/locations/global/keys";
@@ -25,31 +27,6 @@ fn sim() -> GoogleSim {
     let sim = GoogleSim::new(Clock::new());
     sim.add_static_token(TOKEN);
     sim
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    body: Value,
-}
-
-async fn send(router: &Router, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "sim.test");
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(body) => Body::from(body.to_string()),
-        None => Body::empty(),
-    };
-    let response = router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, body }
 }
 
 async fn call(router: &Router, method: &str, uri: &str, body: Option<Value>) -> Reply {
@@ -122,13 +99,7 @@ async fn token_request(router: &Router, form: &str) -> Reply {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from(form.to_owned()))
         .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    exchange(router, request).await
 }
 
 async fn grant(router: &Router, jwt: &str) -> Reply {
@@ -535,17 +506,10 @@ async fn faults_answer_in_googles_error_shape_with_retry_after() {
     let sim = sim();
     sim.inject(Fault::rate_limit(1, 7));
     let router = sim.router();
-    let request = Request::builder()
-        .uri(KEYS)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(response.headers()["retry-after"], "7");
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+    let reply = call(&router, "GET", KEYS, None).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(reply.headers["retry-after"], "7");
+    assert_eq!(reply.body["error"]["status"], "RESOURCE_EXHAUSTED");
     assert_eq!(sim.requests().len(), 1);
 }
 

@@ -24,7 +24,7 @@ use super::{
     state::{Account, Owner, Project, ProjectKey, State as Org, new_id, new_service_account_key},
 };
 use crate::{
-    api_layer::{self, ApiLayer, bearer_token},
+    api_layer::{self, bearer_token},
     sha256_hex,
 };
 
@@ -39,13 +39,7 @@ pub const MAX_LIST_LIMIT: usize = 100;
 
 /// The API routes behind the fault and request-log middleware.
 pub(super) fn routes(sim: OpenAiSim) -> Router {
-    let layer = ApiLayer {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-        render_error: error,
-        is_create,
-    };
+    let layer = sim.core.api_layer(error, is_create);
     const PROJECT: &str = "/v1/organization/projects/{project}";
     Router::new()
         .route("/v1/models", get(models))
@@ -338,7 +332,7 @@ async fn list_projects(State(sim): State<OpenAiSim>, headers: HeaderMap, query: 
 }
 
 async fn create_project(State(sim): State<OpenAiSim>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_admin(&state, &headers)?;
     let fields = NewProject::parse(&body)?;
@@ -387,7 +381,7 @@ async fn archive_project(
     headers: HeaderMap,
     Path(project_id): Path<String>,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_admin(&state, &headers)?;
     let project = project_mut(&mut state, &project_id)?;
@@ -422,7 +416,7 @@ async fn create_account(
     Path(project_id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_admin(&state, &headers)?;
     let fields = NewAccount::parse(&body)?;
@@ -508,7 +502,7 @@ async fn delete_account(
     headers: HeaderMap,
     Path((project_id, id)): Path<(String, String)>,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_admin(&state, &headers)?;
     let project = active_project_mut(&mut state, &project_id)?;
@@ -582,7 +576,7 @@ async fn delete_key(
     headers: HeaderMap,
     Path((project_id, id)): Path<(String, String)>,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_admin(&state, &headers)?;
     let project = project_mut(&mut state, &project_id)?;
@@ -602,7 +596,7 @@ async fn delete_key(
 /// Inference `GET /v1/models`: any live project key of an active project; admin keys cannot call
 /// models.
 async fn models(State(sim): State<OpenAiSim>, headers: HeaderMap) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     let Some(token) = bearer_token(&headers) else {
         return Err(ApiError::unauthorized(

@@ -96,7 +96,7 @@ pub(super) async fn get_spend_limit(
     headers: HeaderMap,
     Path(project_id): Path<String>,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state();
     require_admin(&state, &headers)?;
     let cents = project(&state, &project_id)?
@@ -112,7 +112,7 @@ pub(super) async fn set_spend_limit(
     Path(project_id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_admin(&state, &headers)?;
     let cents = input::spend_limit(&body)?;

@@ -206,7 +206,7 @@ struct Sums {
 }
 
 fn report(sim: &OpenAiSim, headers: &HeaderMap, query: ReportQuery, kind: Report) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state();
     require_admin(&state, headers)?;
     let Query(pairs) = query.map_err(|_| ApiError::bad_request("The query string is malformed."))?;

@@ -23,7 +23,7 @@ use super::{
     state::{DEFAULT_WORKSPACE, KeyRecord, State as Account, current_key_base},
 };
 use crate::{
-    api_layer::{self, ApiLayer, bearer_token},
+    api_layer::{self, bearer_token},
     sha256_hex,
 };
 
@@ -35,13 +35,7 @@ pub const PAGE_SIZE: usize = 100;
 
 /// The API routes behind the fault and request-log middleware.
 pub(super) fn routes(sim: OpenRouterSim) -> Router {
-    let layer = ApiLayer {
-        clock: sim.clock.clone(),
-        faults: sim.faults.clone(),
-        log: sim.log.clone(),
-        render_error: error,
-        is_create,
-    };
+    let layer = sim.core.api_layer(error, is_create);
     Router::new()
         .route("/api/v1/key", get(current_key))
         .route("/api/v1/keys", get(list_keys).post(create_key))
@@ -145,7 +139,7 @@ fn data(value: Value) -> Response {
 }
 
 async fn current_key(State(sim): State<OpenRouterSim>, headers: HeaderMap) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state();
     let object = match authenticate(&state, &headers, now)? {
         Caller::Management(index) => {
@@ -165,7 +159,7 @@ async fn current_key(State(sim): State<OpenRouterSim>, headers: HeaderMap) -> Ap
 type QueryParams = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 async fn list_keys(State(sim): State<OpenRouterSim>, headers: HeaderMap, query: QueryParams) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state();
     require_management(&state, &headers, now)?;
     let Query(query) = query.map_err(|_| ApiError::bad_request("malformed query string"))?;
@@ -199,7 +193,7 @@ async fn list_keys(State(sim): State<OpenRouterSim>, headers: HeaderMap, query: 
 }
 
 async fn create_key(State(sim): State<OpenRouterSim>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_management(&state, &headers, now)?;
     let fields = NewKey::parse(&body).map_err(|detail| ApiError::bad_request(&detail))?;
@@ -227,7 +221,7 @@ async fn get_key(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state();
     require_management(&state, &headers, now)?;
     let key = state
@@ -243,7 +237,7 @@ async fn update_key(
     Path(hash): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_management(&state, &headers, now)?;
     let key = state.live_key_mut(&hash).ok_or_else(ApiError::not_found)?;
@@ -273,7 +267,7 @@ async fn delete_key(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let mut state = sim.state();
     require_management(&state, &headers, now)?;
     let key = state.live_key_mut(&hash).ok_or_else(ApiError::not_found)?;
@@ -283,7 +277,7 @@ async fn delete_key(
 }
 
 async fn credits(State(sim): State<OpenRouterSim>, headers: HeaderMap) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state();
     require_management(&state, &headers, now)?;
     Ok(data(
@@ -293,7 +287,7 @@ async fn credits(State(sim): State<OpenRouterSim>, headers: HeaderMap) -> ApiRes
 
 /// `/activity`: see [`ActivityQuery`] for the filters. An unknown `api_key_hash` is a 404.
 async fn activity(State(sim): State<OpenRouterSim>, headers: HeaderMap, query: QueryParams) -> ApiResult {
-    let now = sim.clock.now();
+    let now = sim.core.clock.now();
     let state = sim.state();
     require_management(&state, &headers, now)?;
     let Query(query) = query.map_err(|_| ApiError::bad_request("malformed query string"))?;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{Flavor, ValidateOnlySim};
 use crate::{
     api_layer::{self, bearer_token},
-    shared_hooks::never_creates,
+    sim_core::never_creates,
 };
 
 /// The API base path.

@@ -1,47 +1,16 @@
 //! Tests of the Together and OpenAI-compatible simulators through their HTTP surface.
 
-use axum::{
-    Router,
-    body::Body,
-    http::{HeaderMap, Request, StatusCode},
-};
-use http_body_util::BodyExt;
+use axum::{Router, http::StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::*;
+use crate::{
+    faults::Fault,
+    testing::{Reply, send},
+};
 
 fn sim(flavor: Flavor) -> ValidateOnlySim {
     ValidateOnlySim::new(flavor, [], Clock::new())
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-async fn send(router: &Router, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
-    let response = router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
 }
 
 async fn models(router: &Router, token: Option<&str>) -> Reply {

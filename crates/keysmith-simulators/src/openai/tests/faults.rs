@@ -83,7 +83,7 @@ async fn a_drop_after_create_fault_waits_for_the_service_account_create() {
     )
     .await;
     assert_eq!(sim.requests().iter().filter(|r| r.dropped).count(), 0);
-    assert_eq!(sim.faults.pending(), vec![Fault::drop_after_create(1)]);
+    assert_eq!(sim.pending_faults(), vec![Fault::drop_after_create(1)]);
 }
 
 #[tokio::test]

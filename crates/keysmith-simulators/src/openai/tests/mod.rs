@@ -7,16 +7,11 @@ mod faults;
 mod limits;
 mod reports;
 
-use axum::{
-    Router,
-    body::Body,
-    http::{HeaderMap, Request, StatusCode},
-};
-use http_body_util::BodyExt;
+use axum::{Router, http::StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::{DEFAULT_PROJECT_ID, OpenAiSim};
+use crate::testing::{Reply, send};
 use keysmith_core::clock::Clock;
 
 /// The admin key every test simulator starts with.
@@ -24,43 +19,6 @@ const ADMIN: &str = "sk-admin-simulator-tests-0000000000000000000000000000";
 
 fn sim() -> OpenAiSim {
     OpenAiSim::new([ADMIN.to_owned()], Clock::new())
-}
-
-/// A response, with the body parsed as JSON (`Null` when empty).
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-async fn send(router: &Router, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
 }
 
 /// Calls the API under `/v1` as the admin key.

@@ -5,8 +5,10 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use axum::{body::Body, http::Request};
+
 use super::*;
-use crate::{openrouter::DEFAULT_WORKSPACE, sha256_hex};
+use crate::{openrouter::DEFAULT_WORKSPACE, sha256_hex, testing::exchange};
 
 #[tokio::test]
 async fn creating_a_key_answers_201_and_reveals_the_value_only_in_that_response() {
@@ -139,15 +141,7 @@ async fn send_raw_body(router: &Router, body: &'static str) -> Reply {
         .header("authorization", format!("Bearer {MANAGEMENT}"))
         .body(Body::from(body))
         .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap(),
-    }
+    exchange(router, request).await
 }
 
 #[tokio::test]
