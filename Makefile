@@ -23,9 +23,10 @@ cluster-down: ## Stop the local control plane and remove its state
 demo: ## Control plane, simulator and operator with the examples applied, until Ctrl-C
 	hack/demo.sh
 
-test: lint cluster-up ## Lints, unit and integration tests on the real control plane, then the e2e demo
+test: lint cluster-up ## Lints, unit and integration tests on the real control plane, the upgrade check, then the e2e demo
 	$(CARGO) test --locked --workspace --all-targets
 	hack/chart-check.sh
+	hack/upgrade-check.sh
 	hack/demo.sh --once
 
 # The base is hack/upgrade-base; UPGRADE_BASE=<rev> checks the takeover from another revision.

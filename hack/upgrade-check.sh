@@ -22,7 +22,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 # shellcheck source=SCRIPTDIR/versions.sh disable=SC1091
 . "$here/versions.sh"
-ns=keysmith-upgrade
+# One namespace per run, so that two runs on the shared control plane (a developer's and make test's, say)
+# never reconcile or delete each other's objects. The CRDs are cluster-wide: a concurrent run may install
+# the base's for a moment, which is harmless as long as the base's schema keeps every field the new
+# operator writes.
+ns=keysmith-upgrade-$(openssl rand -hex 3)
 observe=${UPGRADE_OBSERVE:-20}
 start=$SECONDS
 log() { printf '[upgrade] %s\n' "$*" >&2; }
@@ -47,13 +51,13 @@ stop_pid() { # $1 pid: SIGTERM, 10 s to exit, then SIGKILL; sets stopped_rc to i
 }
 
 # Without an operator the finalizers would keep the ApiKeys, and the namespace, forever.
-remove_namespace() { # $1: --wait value
+remove_namespace() {
   kubectl get namespace "$ns" >/dev/null 2>&1 || return 0
   local ak
   for ak in $(kubectl get apikeys -n "$ns" -o name 2>/dev/null); do
     kubectl patch -n "$ns" "$ak" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
   done
-  kubectl delete namespace "$ns" --wait="$1" --timeout=90s >/dev/null
+  kubectl delete namespace "$ns" --ignore-not-found --wait=false >/dev/null
 }
 
 remove_worktree() {
@@ -78,11 +82,15 @@ cleanup() {
   [ -n "$op_pid" ] && stop_pid "$op_pid"
   [ -n "$sim_pid" ] && stop_pid "$sim_pid"
   [ "$rc" = 0 ] || print_tails
-  $ns_created && remove_namespace false
+  $ns_created && remove_namespace
   # The cluster is shared with the other tests: leave the working tree's CRDs installed, not the base's.
   [ "$crds_from" = base ] && [ -x "$new_bin" ] && apply_crds "$new_bin"
   remove_worktree
-  if [ "$rc" = 0 ]; then rm -rf "$work"; else log "logs and snapshots kept in $work"; fi
+  if [ "$rc" != 0 ] && compgen -G "$work/*.log" >/dev/null; then
+    log "logs and snapshots kept in $work"
+  else
+    rm -rf "$work"
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -131,6 +139,8 @@ build_new() {
     fail "the working tree does not build"
   cp "$CARGO_TARGET_DIR/debug/keysmith" "$new_bin"
   cp "$CARGO_TARGET_DIR/debug/keysmith-sim" "$new_sim"
+  # Both builds share debug/keysmith; a stale copy would compare the base with itself.
+  ! cmp -s "$new_bin" "$base_bin" || fail "the working tree's build left the base operator in $CARGO_TARGET_DIR/debug"
   log "working tree built in $((SECONDS - t0))s"
 }
 
@@ -235,7 +245,6 @@ avoid_midnight() {
 }
 
 create_scenario() {
-  remove_namespace true
   kubectl create namespace "$ns" >/dev/null
   ns_created=true
   scenario >"$work/scenario.yaml"
@@ -332,8 +341,10 @@ wait_taken_over() { # $1 timeout in seconds
   fail "the $op_label operator reconciled $got of $want ApiKeys within $1s"
 }
 
+# Finished ApiKey reconciles (the duration histogram's count: observed once a reconcile has written).
 apikey_reconciles() {
-  curl -fs "http://127.0.0.1:$op_port/metrics" | awk '/^keysmith_reconciles_total\{controller="apikey"\}/ { print $2 }'
+  curl -fs "http://127.0.0.1:$op_port/metrics" |
+    awk '/^keysmith_reconcile_duration_seconds_count\{controller="apikey"\}/ { print $2 }'
 }
 
 # At least $observe seconds, and until every ApiKey has had one more (periodic) reconcile: the hub's
