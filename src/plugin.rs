@@ -183,8 +183,10 @@ pub fn render_keys(keys: &[ApiKey]) -> String {
                     usd(limit.map(|b| b.limit_usd)),
                     if exceeded { " (exceeded)" } else { "" }
                 ),
-                usage.window_resets_at.unwrap_or_else(|| "-".into()),
-                status.expires_at.unwrap_or_else(|| "-".into()),
+                usage
+                    .window_resets_at
+                    .map_or_else(|| "-".into(), |t| t.to_string()),
+                status.expires_at.map_or_else(|| "-".into(), |t| t.to_string()),
             ]
         })
         .collect();

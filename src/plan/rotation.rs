@@ -31,8 +31,8 @@ pub fn rotation_due(
         .and_then(keysmith_core::duration::parse)?;
     let since = rotation
         .last_rotated_at
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok())
+        .as_ref()
+        .and_then(|t| t.get().ok())
         .or_else(|| key.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
     let due = since
         .checked_add(jiff::SignedDuration::try_from(every).ok()?)

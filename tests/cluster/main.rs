@@ -24,4 +24,5 @@ mod openrouter_lifecycle;
 mod provider_behaviour;
 mod rotation;
 mod secret_hygiene;
+mod status_times;
 mod together_lifecycle;

@@ -8,6 +8,7 @@ use super::{
     common::{SecretKeyRef, SecretSpec},
     limits::{Budget, Limits, ModelLimit, RateLimit, RequestLimits},
     status::{EffectiveLimits, PendingCreate, RotationStatus, Usage},
+    time::{BadTime, StatusTime},
 };
 
 /// One API key at a provider, with its limits. keysmith creates (or imports) the key, keeps the
@@ -217,7 +218,7 @@ pub struct ApiKeyStatus {
     pub effective_limits: Option<EffectiveLimits>,
     /// Expiry in force (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
+    pub expires_at: Option<StatusTime>,
     /// Rotation bookkeeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<RotationStatus>,
@@ -229,6 +230,42 @@ pub struct ApiKeyStatus {
     /// issued once that no longer holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended: Option<Suspension>,
+}
+
+impl ApiKeyStatus {
+    /// Checks every instant recorded in status; the first that cannot be read, with its field.
+    pub fn check_times(&self) -> Result<(), (&'static str, BadTime)> {
+        let rotation = self.rotation.as_ref();
+        let fields = [
+            ("status.expiresAt", self.expires_at.as_ref()),
+            (
+                "status.suspended.since",
+                self.suspended.as_ref().map(|s| &s.since),
+            ),
+            (
+                "status.usage.windowResetsAt",
+                self.usage.as_ref().and_then(|u| u.window_resets_at.as_ref()),
+            ),
+            (
+                "status.rotation.lastRotatedAt",
+                rotation.and_then(|r| r.last_rotated_at.as_ref()),
+            ),
+            (
+                "status.rotation.nextRotationAt",
+                rotation.and_then(|r| r.next_rotation_at.as_ref()),
+            ),
+            (
+                "status.rotation.previousKeyRevokeAt",
+                rotation.and_then(|r| r.previous_key_revoke_at.as_ref()),
+            ),
+        ];
+        for (field, time) in fields {
+            if let Some(Err(bad)) = time.map(StatusTime::get) {
+                return Err((field, bad));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why keysmith revoked a key the provider cannot disable.
@@ -260,7 +297,7 @@ pub struct Suspension {
     /// Why the key must not work.
     pub reason: SuspensionReason,
     /// When keysmith decided to revoke the key (RFC 3339).
-    pub since: String,
+    pub since: StatusTime,
     /// The provider key that was revoked; unset until the provider confirmed the revocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_key_id: Option<String>,

@@ -11,6 +11,7 @@ mod limits;
 mod model_hub;
 pub mod reasons;
 mod status;
+pub mod time;
 pub mod well_known;
 
 pub use api_key::{
@@ -28,6 +29,7 @@ pub use status::{
     EffectiveRate, EffectiveValue, Enforcement, KeyCounts, LimitSource, ModelUsage, PendingCreate,
     RotationStatus, Usage,
 };
+pub use time::{BadTime, StatusTime};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::limits::BudgetReset;
+use super::{limits::BudgetReset, time::StatusTime};
 
 // How a limit or action is carried out. A `//` comment, not a doc comment: a type's doc
 // would replace the description of every field that uses it in the CRD.
@@ -116,7 +116,7 @@ pub struct Usage {
     pub models: Vec<ModelUsage>,
     /// When the budget's current window resets (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_resets_at: Option<String>,
+    pub window_resets_at: Option<StatusTime>,
 }
 
 /// Usage of one model.
@@ -281,16 +281,16 @@ impl CreateKind {
 pub struct RotationStatus {
     /// When the key was last re-issued (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_rotated_at: Option<String>,
+    pub last_rotated_at: Option<StatusTime>,
     /// When the next scheduled rotation is due (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_rotation_at: Option<String>,
+    pub next_rotation_at: Option<StatusTime>,
     /// Provider identifier of the previous key, still valid during the overlap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_key_id: Option<String>,
     /// When the previous key will be revoked (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_key_revoke_at: Option<String>,
+    pub previous_key_revoke_at: Option<StatusTime>,
     /// The last value of the `keysmith.dev/rotate` annotation that was honoured (one rotation per value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_requested_token: Option<String>,

@@ -1,7 +1,7 @@
 //! Usage arithmetic: a provider's figures turned into the status's, in the budget's window.
 
 use jiff::Timestamp;
-use keysmith_api::{BudgetReset, ModelUsage, Usage};
+use keysmith_api::{BudgetReset, ModelUsage, StatusTime, Usage};
 
 use crate::windows::next_window_reset;
 
@@ -48,7 +48,7 @@ pub fn usage_status(usage: &KeyUsage, budget_reset: Option<BudgetReset>, now: Ti
         remaining_usd: money(usage.remaining_usd),
         window_resets_at: budget_reset
             .and_then(|r| next_window_reset(r, now))
-            .map(|t| t.to_string()),
+            .map(StatusTime::from),
         requests_today: usage.requests_today,
         tokens_today: usage.tokens_today,
         models: usage
@@ -64,12 +64,13 @@ pub fn usage_status(usage: &KeyUsage, budget_reset: Option<BudgetReset>, now: Ti
 
 /// The usage to judge a suspended key by: what was last reported, or nothing once the window that
 /// report belongs to has reset (the revoked key can spend no more, and a new key starts at zero).
+/// An unreadable reset time counts as not reached: the key stays judged by what it spent (the
+/// operator refuses such a status before it decides anything, see `ApiKeyStatus::check_times`).
 pub fn usage_while_suspended(status: &keysmith_api::ApiKeyStatus, now: Timestamp) -> Usage {
     let last = status.usage.clone().unwrap_or_default();
     let reset = last
         .window_resets_at
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .is_some_and(|t| t <= now);
+        .as_ref()
+        .is_some_and(|t| t.get().is_ok_and(|t| t <= now));
     if reset { Usage::default() } else { last }
 }

@@ -6,6 +6,7 @@
 //! keeps their SHA-256 and a masked form, and neither logs nor hooks ever show them.
 
 mod api;
+mod errors;
 mod hooks;
 mod input;
 mod limits;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use keysmith_api::{
-    ApiKey, ApiKeyStatus, Capabilities, Enforcement, FIELD_MANAGER, ModelHub, Suspension, SuspensionReason,
-    reasons::Reason,
+    ApiKey, ApiKeyStatus, Capabilities, Enforcement, FIELD_MANAGER, ModelHub, StatusTime, Suspension,
+    SuspensionReason, reasons::Reason,
 };
 use keysmith_limits::KeyUsage;
 use keysmith_providers::{DynProvider, KeyRecord, KeySettings, SecretValue, tag};
@@ -153,7 +153,7 @@ impl Run<'_> {
                 status.key_id = None;
                 status.suspended = Some(Suspension {
                     reason: why,
-                    since: self.ctx.clock.now().to_string(),
+                    since: self.ctx.clock.now().into(),
                     revoked_key_id: None,
                 });
                 return Ok(Some(Delivered { usage: None }));
@@ -240,7 +240,7 @@ impl Run<'_> {
     async fn suspend(&mut self, why: SuspensionReason, status: &mut ApiKeyStatus) -> SyncResult<()> {
         status.suspended = Some(Suspension {
             reason: why,
-            since: self.ctx.clock.now().to_string(),
+            since: self.ctx.clock.now().into(),
             revoked_key_id: None,
         });
         self.write_status(status, None).await?;
@@ -351,15 +351,15 @@ fn update_note(record: &KeyRecord, desired: &KeySettings, blocked: bool) -> (Rea
 }
 
 /// The expiry to report: the provider's own, or the spec's where only keysmith enforces it.
-pub(super) fn reported_expiry(key: &ApiKey, caps: &Capabilities, record: &KeyRecord) -> Option<String> {
+pub(super) fn reported_expiry(key: &ApiKey, caps: &Capabilities, record: &KeyRecord) -> Option<StatusTime> {
     match caps.expiry {
         Enforcement::Operator => key
             .spec
             .expires_at
             .as_deref()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.to_string()),
-        _ => record.settings.expires_at.map(|t| t.to_string()),
+            .map(StatusTime::from),
+        _ => record.settings.expires_at.map(StatusTime::from),
     }
 }
 
@@ -373,9 +373,9 @@ pub(super) fn retire_after_overlap(
     let overlap = jiff::SignedDuration::try_from(plan::rotation_overlap(key)).unwrap_or_default();
     let rotation = status.rotation.get_or_insert_with(Default::default);
     rotation.previous_key_id = Some(previous);
-    rotation.previous_key_revoke_at = now.checked_add(overlap).ok().map(|t| t.to_string());
-    rotation.last_rotated_at = Some(now.to_string());
-    rotation.next_rotation_at = plan::next_rotation(key, now).map(|t| t.to_string());
+    rotation.previous_key_revoke_at = now.checked_add(overlap).ok().map(StatusTime::from);
+    rotation.last_rotated_at = Some(now.into());
+    rotation.next_rotation_at = plan::next_rotation(key, now).map(StatusTime::from);
     rotation.last_requested_token = key
         .annotations()
         .get(keysmith_api::well_known::ROTATE_ANNOTATION)

@@ -88,7 +88,7 @@ impl Run<'_> {
             } else {
                 let rotation = status.rotation.get_or_insert_with(Default::default);
                 rotation.previous_key_id = Some(old);
-                rotation.previous_key_revoke_at = Some(now.to_string());
+                rotation.previous_key_revoke_at = Some(now.into());
             }
             // The old key must be on record before anything revokes it or lets its overlap run.
             self.write_status(status, None).await?;
@@ -143,8 +143,8 @@ impl Run<'_> {
             .await?;
         let now = self.ctx.clock.now();
         let rotation = status.rotation.get_or_insert_with(Default::default);
-        rotation.last_rotated_at = Some(now.to_string());
-        rotation.next_rotation_at = plan::next_rotation(self.key, now).map(|t| t.to_string());
+        rotation.last_rotated_at = Some(now.into());
+        rotation.next_rotation_at = plan::next_rotation(self.key, now).map(Into::into);
         rotation.last_requested_token = self.key.annotations().get(ROTATE_ANNOTATION).cloned();
         status.fingerprint = Some(created.value.fingerprint());
         self.write_status(status, None).await?;

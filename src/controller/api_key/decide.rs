@@ -233,9 +233,8 @@ fn overlap_over(status: &ApiKeyStatus, now: Timestamp) -> bool {
         rotation.previous_key_id.is_some()
             && rotation
                 .previous_key_revoke_at
-                .as_deref()
-                .and_then(|t| t.parse::<Timestamp>().ok())
-                .is_some_and(|t| t <= now)
+                .as_ref()
+                .is_some_and(|t| t.get().is_ok_and(|t| t <= now))
     })
 }
 

@@ -206,8 +206,8 @@ fn publish_gauges(key: &ApiKey, ctx: &Context, status: &ApiKeyStatus) {
         ready: conditions::is_true(&status.conditions, conditions::READY),
         expires_at: status
             .expires_at
-            .as_deref()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .as_ref()
+            .and_then(|t| t.get().ok())
             .map(|t| t.as_second()),
     };
     ctx.metrics

@@ -97,6 +97,9 @@ pub async fn gather<'a>(
     status: &ApiKeyStatus,
 ) -> SyncResult<Run<'a>> {
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+    status
+        .check_times()
+        .map_err(|(field, bad)| Problem::MalformedStatus { field, bad })?;
     let importing = key.spec.import.is_some();
     let (existing, unread) = match target {
         Target::Read(secret) => (secret, false),

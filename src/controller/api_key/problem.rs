@@ -23,6 +23,15 @@ pub enum Problem {
     /// The Secret named in `spec.import.secretRef` (or its key) is missing.
     #[error("import Secret {name:?} has no data key {key:?} (or does not exist)")]
     ImportSecretMissing { name: String, key: String },
+    /// A time recorded in status cannot be read: keysmith does not guess when a key expires or when
+    /// a previous key is due for revocation.
+    #[error(
+        "{field} holds {bad}; correct or remove it (kubectl edit apikey NAME --subresource=status) and keysmith carries on"
+    )]
+    MalformedStatus {
+        field: &'static str,
+        bad: keysmith_api::BadTime,
+    },
     /// The decision found no final step: a bug, reported instead of looping.
     #[error("keysmith could not decide how to bring this key in line with its spec; please report it")]
     Stuck,
@@ -47,6 +56,7 @@ impl Problem {
             },
             Self::SecretConflict(_) => Reason::SecretConflict.as_str(),
             Self::ImportSecretMissing { .. } => Reason::ImportSecretMissing.as_str(),
+            Self::MalformedStatus { .. } => Reason::MalformedStatus.as_str(),
             Self::Stuck => Reason::Unsupported.as_str(),
             Self::Provider(e) => e.reason(),
             Self::Kube(e) => e.reason(),

@@ -6,8 +6,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use keysmith_api::{
-    ApiKey, ApiKeyStatus, Capabilities, Enforcement, ModelHub, OnLimitExceeded, Usage, conditions,
-    reasons::Reason,
+    ApiKey, ApiKeyStatus, Capabilities, Enforcement, ModelHub, OnLimitExceeded, StatusTime, Usage,
+    conditions, reasons::Reason,
 };
 use keysmith_limits::Breach;
 use kube::runtime::events::EventType;
@@ -62,10 +62,10 @@ pub fn synced(
     );
     let expired_at = status
         .expires_at
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok())
+        .as_ref()
+        .and_then(|t| t.get().ok())
         .filter(|t| *t <= now.0);
-    match expired(status.expires_at.as_deref(), expired_at) {
+    match expired(status.expires_at.as_ref().map(StatusTime::as_str), expired_at) {
         Some(v) => set(&mut status.conditions, conditions::EXPIRED, v),
         None => conditions::remove(&mut status.conditions, conditions::EXPIRED),
     }
@@ -128,7 +128,7 @@ pub fn limit_exceeded(breaches: &[Breach], usage: &Usage) -> Verdict {
         .join("; ");
     let resets = usage
         .window_resets_at
-        .as_deref()
+        .as_ref()
         .map(|t| format!("; the window resets at {t}"))
         .unwrap_or_default();
     Verdict::new(true, reason, format!("{summary}{resets}"))
@@ -252,7 +252,7 @@ pub fn next_wake(usage: Duration, status: &ApiKeyStatus, now: Timestamp) -> Dura
     ]
     .into_iter()
     .flatten()
-    .filter_map(|t| t.parse::<Timestamp>().ok())
+    .filter_map(|t| t.get().ok())
     // Past deadlines were handled by this reconcile; only future ones bring the next one forward.
     .filter(|t| *t > now)
     .map(|t| t.duration_since(now).unsigned_abs() + Duration::from_millis(200))

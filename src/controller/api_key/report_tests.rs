@@ -188,9 +188,9 @@ fn the_next_wake_is_the_nearest_future_deadline_capped_by_the_usage_interval() {
     let in_10s = (now + SignedDuration::from_secs(10)).to_string();
     let ago = (now - SignedDuration::from_secs(2)).to_string();
     let status = ApiKeyStatus {
-        expires_at: Some(ago),
+        expires_at: Some(ago.as_str().into()),
         rotation: Some(RotationStatus {
-            previous_key_revoke_at: Some(in_10s),
+            previous_key_revoke_at: Some(in_10s.as_str().into()),
             ..Default::default()
         }),
         ..Default::default()
