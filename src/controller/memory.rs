@@ -27,6 +27,9 @@ struct Entry {
     superseded: Vec<String>,
     /// The version of the object's Secret keysmith last wrote.
     secret_written: Option<String>,
+    /// The newest version of the object's Secret keysmith knows of: written, read, or seen by the
+    /// Secret watch. One of a reconcile's inputs, known without asking the API server.
+    secret_seen: Option<String>,
     /// Versions keysmith wrote whose watch events have not come back yet, oldest first.
     echoes: Vec<String>,
 }
@@ -38,6 +41,7 @@ impl Entry {
             && self.written.is_empty()
             && self.superseded.is_empty()
             && self.secret_written.is_none()
+            && self.secret_seen.is_none()
             && self.echoes.is_empty()
     }
 }
@@ -121,7 +125,21 @@ impl ObjectMemory {
 
     /// Records the version of the Secret of `uid` keysmith wrote.
     pub fn wrote_secret(&self, uid: &str, version: Option<String>) {
-        self.with(uid, |e| e.secret_written = version);
+        self.with(uid, |e| {
+            e.secret_seen.clone_from(&version);
+            e.secret_written = version;
+        });
+    }
+
+    /// Records the version of the Secret of `uid` last read or seen by the watch; `None` once it is
+    /// gone.
+    pub fn saw_secret(&self, uid: &str, version: Option<&str>) {
+        self.with(uid, |e| e.secret_seen = version.map(str::to_owned));
+    }
+
+    /// The newest version of the Secret of `uid` keysmith knows of.
+    pub fn secret_seen(&self, uid: &str) -> Option<String> {
+        self.read(uid, |e| e.secret_seen.clone()).flatten()
     }
 
     /// The version of the Secret of `uid` that keysmith last wrote, if it wrote one since it started.
@@ -241,5 +259,34 @@ mod tests {
         memory.succeeded("b");
         assert!(!memory.is_superseded("b", Some("x")));
         assert_eq!(memory.len(), 0, "an entry with nothing in it is dropped");
+    }
+
+    #[test]
+    fn the_newest_secret_version_comes_from_writes_reads_and_the_watch_and_goes_with_the_secret() {
+        let memory = ObjectMemory::default();
+        memory.wrote_secret("a", Some("5".into()));
+        assert_eq!(
+            memory.secret_seen("a").as_deref(),
+            Some("5"),
+            "keysmith's own write"
+        );
+        memory.saw_secret("a", Some("6"));
+        assert_eq!(
+            memory.secret_seen("a").as_deref(),
+            Some("6"),
+            "someone else's, by the watch"
+        );
+        assert_eq!(
+            memory.secret_written("a").as_deref(),
+            Some("5"),
+            "still keysmith's last write"
+        );
+        memory.wrote_secret("a", None);
+        memory.saw_secret("a", None);
+        assert_eq!(
+            memory.len(),
+            0,
+            "a Secret gone with its ApiKey leaves nothing behind"
+        );
     }
 }

@@ -213,6 +213,16 @@ impl Context {
         self.memory.wrote_secret(uid, version);
     }
 
+    /// Records the version of the Secret of `uid` a read or the Secret watch showed (`None`: gone).
+    pub fn saw_secret(&self, uid: &str, version: Option<&str>) {
+        self.memory.saw_secret(uid, version);
+    }
+
+    /// The newest version of the Secret of `uid` keysmith knows of.
+    pub fn secret_seen(&self, uid: &str) -> Option<String> {
+        self.memory.secret_seen(uid)
+    }
+
     /// The version of the Secret of `uid` that keysmith last wrote, if it wrote one since it started.
     pub fn secret_written(&self, uid: &str) -> Option<String> {
         self.memory.secret_written(uid)

@@ -94,7 +94,25 @@ pub(super) fn secrets(
     ctx: Arc<Context>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    changes(watcher(api, config).default_backoff(), move |secret| {
+    let seen = ctx.clone();
+    // Every version passing by is remembered, so a reconcile knows whether the Secret changed
+    // without asking the API server.
+    let events = watcher(api, config).default_backoff().inspect(move |event| {
+        let (secret, gone) = match event {
+            Ok(Event::Apply(s) | Event::InitApply(s)) => (s, false),
+            Ok(Event::Delete(s)) => (s, true),
+            _ => return,
+        };
+        if let Some(owner) = secret
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == "ApiKey")
+        {
+            let version = secret.metadata.resource_version.as_deref().filter(|_| !gone);
+            seen.saw_secret(&owner.uid, version);
+        }
+    });
+    changes(events, move |secret| {
         let owner = secret
             .owner_references()
             .iter()

@@ -58,14 +58,10 @@ pub async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         // Without the hub or its credential nothing can be revoked; holding the finalizer would only
         // block the namespace. Say so loudly instead.
         let ids = status.key_id.clone().unwrap_or_else(|| "none".into());
-        ctx.event(
-            &*key,
-            EventType::Warning,
-            Reason::RevokeSkipped.as_str(),
-            "Delete",
-            format!("hub or credentials missing: provider key {ids} could not be revoked; revoke it at the provider"),
-        )
-        .await;
+        let note = format!(
+            "hub or credentials missing: provider key {ids} could not be revoked; revoke it at the provider"
+        );
+        announce(ctx, &key, EventType::Warning, Reason::RevokeSkipped, note).await;
         return Ok(Action::await_change());
     };
     let uid = key.uid().unwrap_or_default();
@@ -87,28 +83,23 @@ pub async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         match provider.delete_key(id).await {
             Ok(()) => {}
             Err(keysmith_providers::Error::Unsupported(what)) if imported => {
-                ctx.event(
-                    &*key,
-                    EventType::Normal,
-                    Reason::RevokeUnsupported.as_str(),
-                    "Delete",
-                    format!("the provider does not allow {what}: imported key {id} stays; revoke it in the provider's console"),
-                )
-                .await;
+                let note = format!(
+                    "the provider does not allow {what}: imported key {id} stays; revoke it in the provider's console"
+                );
+                announce(ctx, &key, EventType::Normal, Reason::RevokeUnsupported, note).await;
                 return Ok(Action::await_change());
             }
             Err(err) => return Err(Error::Revoke(err)),
         }
     }
     if !ids.is_empty() {
-        ctx.event(
-            &*key,
-            EventType::Normal,
-            Reason::KeyRevoked.as_str(),
-            "Delete",
-            format!("provider key(s) revoked: {}", ids.join(", ")),
-        )
-        .await;
+        let note = format!("provider key(s) revoked: {}", ids.join(", "));
+        announce(ctx, &key, EventType::Normal, Reason::KeyRevoked, note).await;
     }
     Ok(Action::await_change())
+}
+
+/// An Event of the deletion.
+async fn announce(ctx: &Context, key: &ApiKey, type_: EventType, reason: Reason, note: String) {
+    ctx.event(key, type_, reason.as_str(), "Delete", note).await;
 }

@@ -85,17 +85,19 @@ pub fn error_policy(key: Arc<ApiKey>, err: &Error, ctx: Arc<Context>) -> Action 
 
 async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Result<Action> {
     // Events that change none of the inputs (above all, keysmith's own status writes) must not poll the
-    // provider again before the object is due: otherwise a key whose spend moves would loop.
-    let (hub, target) = observe::inputs(&key, ctx).await?;
+    // provider again before the object is due: otherwise a key whose spend moves would loop. The
+    // Secret's version is known from keysmith's own writes and the Secret watch, so a reconcile with
+    // nothing to do asks the API server for nothing.
+    let hub = observe::hub(&key, ctx).await?;
     let spec_and_hub = inputs_fingerprint(&key, hub.as_ref());
-    let inputs = format!("{spec_and_hub}|{:?}", target.version());
     let uid = key.uid().unwrap_or_default();
-    if let Some(wait) = ctx.not_due(&uid, &inputs) {
+    let inputs = || format!("{spec_and_hub}|{:?}", ctx.secret_seen(&uid));
+    if let Some(wait) = ctx.not_due(&uid, &inputs()) {
         return Ok(requeue(wait));
     }
+    let target = observe::secret(&key, ctx).await?;
     let before = key.status.clone().unwrap_or_default();
     let mut status = before.clone();
-    let secret_before = ctx.secret_written(&uid);
     let outcome = sync(&key, ctx, &mut status, hub.as_ref(), target).await;
     if let Err(problem) = &outcome
         && problem.is_stale()
@@ -133,13 +135,8 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     if status != before {
         ctx.write_key_status(api, &key, None, &status).await?;
     }
-    // keysmith's own Secret write is no new input: the reconcile its event brings can rest.
-    let written = ctx.secret_written(&uid);
-    let inputs = match written {
-        Some(version) if written != secret_before => format!("{spec_and_hub}|{:?}", Some(version.as_str())),
-        _ => inputs,
-    };
-    ctx.remember(&uid, inputs, delay);
+    // Taken after the sync: keysmith's own Secret write is no new input.
+    ctx.remember(&uid, inputs(), delay);
     Ok(requeue(delay))
 }
 

@@ -32,35 +32,17 @@ pub enum Target {
     Unread,
 }
 
-impl Target {
-    /// The version of the Secret read, one of a reconcile's inputs; none when it read none.
-    pub fn version(&self) -> Option<&str> {
-        match self {
-            Self::Read(secret) => secret
-                .as_ref()
-                .and_then(|s| s.metadata.resource_version.as_deref()),
-            Self::Unread => None,
-        }
-    }
-}
-
-/// The hub and the Secret, read once per reconcile: for the inputs' fingerprint, then for the sync.
-pub async fn inputs(key: &ApiKey, ctx: &Context) -> Result<(Option<ModelHub>, Target)> {
+/// The hub, from memory, or else the watch cache: never older than the watch event that brought
+/// this reconcile. A hub a moment stale is harmless; its next change triggers another reconcile.
+pub async fn hub(key: &ApiKey, ctx: &Context) -> Result<Option<ModelHub>> {
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
-    futures::try_join!(
-        async {
-            // From memory, or else the watch cache: never older than the watch event that brought
-            // this reconcile. A hub a moment stale is harmless; its next change triggers another.
-            if let Some(hub) = ctx.hubs.get(&ns, &key.spec.hub_ref.name) {
-                return Ok(Some(ModelHub::clone(&hub)));
-            }
-            let hubs = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns);
-            get_cached(&hubs, &key.spec.hub_ref.name)
-                .await
-                .map_err(Error::kube("get ModelHub"))
-        },
-        secret(key, ctx, &ns),
-    )
+    if let Some(hub) = ctx.hubs.get(&ns, &key.spec.hub_ref.name) {
+        return Ok(Some(ModelHub::clone(&hub)));
+    }
+    let hubs = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns);
+    get_cached(&hubs, &key.spec.hub_ref.name)
+        .await
+        .map_err(Error::kube("get ModelHub"))
 }
 
 /// The target Secret. A cache that missed keysmith's own write would make a held key look lost and
@@ -68,13 +50,15 @@ pub async fn inputs(key: &ApiKey, ctx: &Context) -> Result<(Option<ModelHub>, Ta
 /// (a later change by someone else brings its own reconcile); otherwise the read goes to etcd. An
 /// ApiKey that never had a key, nor the marker of an attempt, has no Secret of keysmith's that a cache
 /// could miss: its Secret is looked up later, with the marker's write (see [`Target::Unread`]).
-async fn secret(key: &ApiKey, ctx: &Context, ns: &str) -> Result<Target> {
+pub async fn secret(key: &ApiKey, ctx: &Context) -> Result<Target> {
     if plan::first_key_pending(key) && !key.annotations().contains_key(ISSUING_ANNOTATION) {
         return Ok(Target::Unread);
     }
-    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+    let uid = key.uid().unwrap_or_default();
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
     let name = plan::secret_name(key);
-    if let Some(written) = ctx.secret_written(&key.uid().unwrap_or_default()) {
+    if let Some(written) = ctx.secret_written(&uid) {
         let cached = get_cached(&secrets, &name)
             .await
             .map_err(Error::kube("get Secret"))?;
@@ -85,6 +69,12 @@ async fn secret(key: &ApiKey, ctx: &Context, ns: &str) -> Result<Target> {
         }
     }
     let secret = secrets.get_opt(&name).await.map_err(Error::kube("get Secret"))?;
+    ctx.saw_secret(
+        &uid,
+        secret
+            .as_ref()
+            .and_then(|s| s.metadata.resource_version.as_deref()),
+    );
     Ok(Target::Read(secret))
 }
 

@@ -166,46 +166,53 @@ pub fn ready(
         && breaches
             .iter()
             .any(|b| matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator));
-    if expired {
-        Verdict::new(false, Reason::Expired, "the key has expired; its Secret is kept")
-    } else if disabled && caps.disable == Enforcement::Unsupported {
-        // Not Ready either: the spec asks for something that is not so, and Ready would hide it.
-        Verdict::new(
-            false,
+    // Each check, in order, with what it ensures; the first that holds names the reason.
+    let chain: [(bool, Reason, &str); 6] = [
+        // An expired key does not work, whoever holds the expiry.
+        (
+            expired,
+            Reason::Expired,
+            "the key has expired; its Secret is kept",
+        ),
+        // The spec asks for something that is not so, and Ready would hide it.
+        (
+            disabled && caps.disable == Enforcement::Unsupported,
             Reason::DisableUnsupported,
             "spec.disabled is true, but keysmith cannot disable or revoke this key at the provider: THE KEY STILL WORKS; delete the ApiKey or revoke the key at the provider",
-        )
-    } else if disabled && revoked {
-        Verdict::new(
-            false,
+        ),
+        // Disabled as asked, by revocation where the provider cannot disable keys.
+        (
+            disabled && revoked,
             Reason::KeyDisabled,
             "the provider cannot disable keys, so keysmith revoked the key; enabling it again issues a new key; its Secret is kept",
-        )
-    } else if disabled {
-        Verdict::new(
-            false,
+        ),
+        (
+            disabled,
             Reason::KeyDisabled,
             "the key is disabled at the provider as the spec asks; its Secret is kept",
-        )
-    } else if rejected && revoked {
-        Verdict::new(
-            false,
+        ),
+        // Refused at a limit until its window resets.
+        (
+            rejected && revoked,
             Reason::LimitExceeded,
             "the provider cannot disable keys, so keysmith revoked the key until its limit's window resets, then issues a new one (onLimitExceeded: Reject); see the LimitExceeded condition",
-        )
-    } else if rejected {
-        Verdict::new(
-            false,
+        ),
+        (
+            rejected,
             Reason::LimitExceeded,
             "the key is refused until its limit's window resets (onLimitExceeded: Reject); see the LimitExceeded condition",
-        )
-    } else {
-        Verdict::new(
-            true,
-            Reason::KeyReady,
-            "the Secret holds a key the provider accepts",
-        )
-    }
+        ),
+    ];
+    chain.into_iter().find(|(holds, _, _)| *holds).map_or_else(
+        || {
+            Verdict::new(
+                true,
+                Reason::KeyReady,
+                "the Secret holds a key the provider accepts",
+            )
+        },
+        |(_, reason, message)| Verdict::new(false, reason, message),
+    )
 }
 
 /// One Event per condition transition (not per reconcile): its type, reason and message.
