@@ -175,17 +175,30 @@ check(svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items(), "Ser
 check(svc["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}], "Service port")
 check({"name": "http", "containerPort": 8080, "protocol": "TCP"} in pod["spec"]["containers"][0]["ports"], "container port")
 
-# Namespaced: a Role and RoleBinding per watched namespace, the list comma-separated, nothing cluster-wide.
+# Namespaced: a Role and RoleBinding per watched namespace, the list comma-separated; cluster-wide only
+# what ClusterModelHubs need (them and Namespaces), Events about them in `default`. The release namespace
+# is watched here, so its Secrets are already readable and no extra credentials Role is rendered.
 d = load("namespaced")
 check(env(d)["KEYSMITH_NAMESPACE"] == f"{ns},{ns2}", "namespaced: KEYSMITH_NAMESPACE")
-check(not kinds(d, "ClusterRole") and not kinds(d, "ClusterRoleBinding"), "namespaced: cluster-wide RBAC")
+hub_role = one(d, "ClusterRole", f"{full}-cluster-hubs")
+check(len(kinds(d, "ClusterRole")) == 1 and len(kinds(d, "ClusterRoleBinding")) == 1, "namespaced: cluster-wide RBAC")
+check(one(d, "ClusterRoleBinding", f"{full}-cluster-hubs")["roleRef"]["name"] == f"{full}-cluster-hubs", "cluster-hubs binding")
+check(hub_role["rules"] == [
+    {"apiGroups": ["keysmith.dev"], "resources": ["clustermodelhubs"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["keysmith.dev"], "resources": ["clustermodelhubs/status"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+], f"namespaced: cluster-hubs rules {hub_role['rules']}")
 roles = {r["metadata"]["namespace"] for r in kinds(d, "Role") if r["metadata"]["name"] == full}
 bindings = {r["metadata"]["namespace"] for r in kinds(d, "RoleBinding") if r["metadata"]["name"] == full}
 check(roles == {ns, ns2} and bindings == {ns, ns2}, f"namespaced: Roles in {roles}, RoleBindings in {bindings}")
+check(not [r for r in kinds(d, "Role") if r["metadata"]["name"] == f"{full}-credentials"], "namespaced: credentials Role")
+events_role = one(d, "Role", f"{full}-cluster-events")
+check(events_role["metadata"]["namespace"] == "default" and events_role["rules"] ==
+      [{"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}], "cluster-events Role")
 cluster_rules = one(load("default"), "ClusterRole")["rules"]
 for r in kinds(d, "Role"):
     if r["metadata"]["name"] == full:
-        check(r["rules"] == cluster_rules, "namespaced Role rules differ from the ClusterRole's")
+        check(r["rules"] + hub_role["rules"] == cluster_rules, "namespaced Role rules differ from the ClusterRole's")
 
 # Leader election off: no Lease env, no Lease RBAC, no Service.
 d = load("no-leader-election")

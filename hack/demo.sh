@@ -46,8 +46,9 @@ curl -fs -o /dev/null -H 'content-type: application/json' \
 log "OpenRouter simulator on 127.0.0.1:$port"
 
 if kubectl get namespace "$ns" >/dev/null 2>&1; then
-  # A previous run's ApiKeys keep their finalizer while no operator runs; their simulator is gone too.
-  for ak in $(kubectl get apikeys -n "$ns" -o name); do
+  # A previous run's ApiKeys, hub and credential keep their finalizers while no operator runs; their
+  # simulator is gone too.
+  for ak in $(kubectl get apikeys,modelhubs -n "$ns" -o name) $(kubectl get secrets -n "$ns" -l keysmith.dev/credential=true -o name); do
     kubectl patch -n "$ns" "$ak" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null
   done
   kubectl delete namespace "$ns" --wait=true --timeout=90s >/dev/null

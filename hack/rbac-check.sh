@@ -62,12 +62,24 @@ kubectl get clusterroles,clusterrolebindings \
       log "removed leftover $kind $name"
     fi
   done
+# The namespaced release's Role for Events in `default`, likewise.
+kubectl get roles,rolebindings -n default \
+  -o jsonpath='{range .items[*]}{.kind} {.metadata.name} {.metadata.annotations.meta\.helm\.sh/release-namespace}{"\n"}{end}' |
+  while read -r kind name relns; do
+    case $name in ksrbac-*) ;; *) continue ;; esac
+    phase=$(kubectl get namespace "$relns" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    if [ "$phase" != Active ]; then
+      kubectl delete -n default "$(tr '[:upper:]' '[:lower:]' <<<"$kind")" "$name" --ignore-not-found >/dev/null
+      log "removed leftover $kind default/$name"
+    fi
+  done
 
 # The real requests below need the CRDs; install the chart's when missing, and never change existing ones
 # (other tests may be using them).
-if ! kubectl get crd apikeys.keysmith.dev modelhubs.keysmith.dev >/dev/null 2>&1; then
+crds="crd/apikeys.keysmith.dev crd/modelhubs.keysmith.dev crd/clustermodelhubs.keysmith.dev"
+if ! kubectl get $crds >/dev/null 2>&1; then
   kubectl apply --server-side -f "$chart/crds/" >/dev/null
-  kubectl wait --for=condition=Established --timeout=60s crd/apikeys.keysmith.dev crd/modelhubs.keysmith.dev >/dev/null
+  kubectl wait --for=condition=Established --timeout=60s $crds >/dev/null
 fi
 for n in "$sys" "$teamx" "$teamy"; do kubectl create namespace "$n" >/dev/null; done
 helm install "$cw" "$chart" -n "$sys" --skip-crds >/dev/null
@@ -114,8 +126,12 @@ apikeys.keysmith.dev/status||patch
 apikeys.keysmith.dev||get list patch watch
 events.events.k8s.io||create patch
 modelhubs.keysmith.dev/status||patch
-modelhubs.keysmith.dev||get list watch
+modelhubs.keysmith.dev||get list patch watch
 secrets||create get list patch watch'
+# What ClusterModelHubs need, cluster-wide in both modes.
+expected_cluster='clustermodelhubs.keysmith.dev/status||patch
+clustermodelhubs.keysmith.dev||get list patch watch
+namespaces||get list watch'
 expected_lease() { # lease name
   printf 'leases.coordination.k8s.io||create\nleases.coordination.k8s.io|%s|get update\n' "$1"
 }
@@ -174,8 +190,10 @@ request() { # ok|forbidden kubeconfig args...
 
 $verbose && echo "--- cluster-wide release $cw" >&2
 lease_cw=$cw-keysmith
-expect_rules "cluster-wide, a namespace it does not live in" "$expected_ns" "$sa_cw" "$teamy"
+expect_rules "cluster-wide, a namespace it does not live in" "$expected_ns
+$expected_cluster" "$sa_cw" "$teamy"
 expect_rules "cluster-wide, its own namespace" "$expected_ns
+$expected_cluster
 $(expected_lease "$lease_cw")" "$sa_cw" "$sys"
 # Spot checks: granted where needed...
 can yes "$sa_cw" list secrets --all-namespaces
@@ -185,6 +203,9 @@ can yes "$sa_cw" patch secrets -n "$teamy"
 can yes "$sa_cw" patch apikeys.keysmith.dev -n "$teamy" # the finalizer; RBAC cannot limit a patch to metadata
 can yes "$sa_cw" patch apikeys.keysmith.dev --subresource=status -n "$teamy"
 can yes "$sa_cw" patch modelhubs.keysmith.dev --subresource=status -n "$teamy"
+can yes "$sa_cw" patch modelhubs.keysmith.dev -n "$teamy" # the in-use finalizer
+can yes "$sa_cw" patch clustermodelhubs.keysmith.dev # the in-use finalizer
+can yes "$sa_cw" list namespaces
 can yes "$sa_cw" update apikeys.keysmith.dev --subresource=finalizers -n "$teamy"
 can yes "$sa_cw" create events.events.k8s.io -n "$teamy"
 can yes "$sa_cw" get "leases.coordination.k8s.io/$lease_cw" -n "$sys"
@@ -200,8 +221,10 @@ can no "$sa_cw" create serviceaccounts --subresource=token -n "$teamy"
 can no "$sa_cw" update apikeys.keysmith.dev -n "$teamy"
 can no "$sa_cw" delete apikeys.keysmith.dev -n "$teamy"
 can no "$sa_cw" create apikeys.keysmith.dev -n "$teamy"
-can no "$sa_cw" patch modelhubs.keysmith.dev -n "$teamy"
 can no "$sa_cw" update modelhubs.keysmith.dev --subresource=status -n "$teamy"
+can no "$sa_cw" delete clustermodelhubs.keysmith.dev
+can no "$sa_cw" create clustermodelhubs.keysmith.dev
+can no "$sa_cw" patch namespaces
 can no "$sa_cw" create events -n "$teamy" # core/v1 Events: keysmith publishes events.k8s.io/v1 only
 can no "$sa_cw" get leases.coordination.k8s.io/some-other-lease -n "$sys"
 can no "$sa_cw" update leases.coordination.k8s.io/some-other-lease -n "$sys"
@@ -230,14 +253,24 @@ request forbidden "$work/cw.kubeconfig" get configmaps -n "$teamy"
 
 $verbose && echo "--- namespaced release $nsd (watchNamespaces=[$teamx])" >&2
 lease_ns=$nsd-keysmith
-expect_rules "namespaced, the watched namespace" "$expected_ns" "$sa_ns" "$teamx"
-expect_rules "namespaced, another namespace" "" "$sa_ns" "$teamy"
-expect_rules "namespaced, its own namespace" "$(expected_lease "$lease_ns")" "$sa_ns" "$sys"
+expect_rules "namespaced, the watched namespace" "$expected_ns
+$expected_cluster" "$sa_ns" "$teamx"
+expect_rules "namespaced, another namespace" "$expected_cluster" "$sa_ns" "$teamy"
+expect_rules "namespaced, its own namespace" "$expected_cluster
+secrets||get list patch watch
+$(expected_lease "$lease_ns")" "$sa_ns" "$sys"
+expect_rules "namespaced, default (Events of cluster-scoped objects)" "$expected_cluster
+events.events.k8s.io||create patch" "$sa_ns" default
 can yes "$sa_ns" list secrets -n "$teamx"
 can yes "$sa_ns" watch apikeys.keysmith.dev -n "$teamx"
 can yes "$sa_ns" patch apikeys.keysmith.dev --subresource=status -n "$teamx"
 can no "$sa_ns" list secrets -n "$teamy"
-can no "$sa_ns" get secrets -n "$sys"
+can yes "$sa_ns" get secrets -n "$sys" # credential Secrets of ClusterModelHubs
+can no "$sa_ns" create secrets -n "$sys"
+can no "$sa_ns" get secrets -n default
+can yes "$sa_ns" watch clustermodelhubs.keysmith.dev
+can no "$sa_ns" update clustermodelhubs.keysmith.dev
+can no "$sa_ns" delete namespaces
 can no "$sa_ns" list secrets --all-namespaces
 can no "$sa_ns" list apikeys.keysmith.dev --all-namespaces
 can no "$sa_ns" delete secrets -n "$teamx"
@@ -257,8 +290,10 @@ request forbidden "$work/ns.kubeconfig" get apikeys.keysmith.dev --all-namespace
 
 $verbose && echo "--- leader election disabled" >&2
 helm upgrade "$nsd" "$chart" -n "$sys" --skip-crds --reuse-values --set leaderElection.enabled=false >/dev/null
-expect_rules "namespaced without leader election, its own namespace" "" "$sa_ns" "$sys"
-expect_rules "namespaced without leader election, the watched namespace" "$expected_ns" "$sa_ns" "$teamx"
+expect_rules "namespaced without leader election, its own namespace" "$expected_cluster
+secrets||get list patch watch" "$sa_ns" "$sys"
+expect_rules "namespaced without leader election, the watched namespace" "$expected_ns
+$expected_cluster" "$sa_ns" "$teamx"
 
 if [ "$failures" -ne 0 ]; then
   log "$failures of $checks checks failed"

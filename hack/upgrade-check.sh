@@ -8,7 +8,9 @@
 #     the ApiKey's current generation;
 #   - no ApiKey or ModelHub write by the new operator, neither when it takes over nor during an
 #     observation window once it has settled, which lasts until every ApiKey's periodic usage poll has
-#     run in it. Any write fails the check with the diff of what changed and who wrote it.
+#     run in it. Any write fails the check with the diff of what changed and who wrote it. The one
+#     exception is metadata a release adds once to objects of the previous one (MIGRATION_* below: the
+#     deletion-protection finalizers of hubs and their credential Secrets), allowed at takeover only.
 #
 #   hack/upgrade-check.sh                    base from hack/upgrade-base
 #   UPGRADE_BASE=<rev> hack/upgrade-check.sh another base (any revision of this clone)
@@ -54,7 +56,8 @@ stop_pid() { # $1 pid: SIGTERM, 10 s to exit, then SIGKILL; sets stopped_rc to i
 remove_namespace() {
   kubectl get namespace "$ns" >/dev/null 2>&1 || return 0
   local ak
-  for ak in $(kubectl get apikeys -n "$ns" -o name 2>/dev/null); do
+  for ak in $(kubectl get apikeys,modelhubs -n "$ns" -o name 2>/dev/null) \
+    $(kubectl get secrets -n "$ns" -l keysmith.dev/credential=true -o name 2>/dev/null); do
     kubectl patch -n "$ns" "$ak" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
   done
   kubectl delete namespace "$ns" --ignore-not-found --wait=false >/dev/null
@@ -145,8 +148,10 @@ build_new() {
 }
 
 apply_crds() { # $1: the operator binary whose CRDs to install
-  "$1" crds | kubectl apply --server-side --force-conflicts -f - >/dev/null
-  kubectl wait --for=condition=Established --timeout=60s crd/apikeys.keysmith.dev crd/modelhubs.keysmith.dev >/dev/null
+  local crds
+  crds=$("$1" crds | kubectl apply --server-side --force-conflicts -o name -f -)
+  # shellcheck disable=SC2086 # one argument per CRD
+  kubectl wait --for=condition=Established --timeout=60s $crds >/dev/null
 }
 
 # ---- provider and scenario ----------------------------------------------------------------------------
@@ -440,14 +445,35 @@ def diff(old, new):
                          f"{' /' + m['subresource'] if m.get('subresource') else ''})")
     return lines or ["    (no field changed)"]
 
-def writes(kind, old, new, when):
+# What this release adds once to objects the base left without it, and only that: the finalizer that keeps
+# a hub while ApiKeys use it, and the finalizer and label that keep its credential Secret while a hub does.
+MIGRATION_FINALIZERS = {"keysmith.dev/hub-in-use", "keysmith.dev/credential-in-use"}
+MIGRATION_LABELS = {"keysmith.dev/credential"}
+def unmigrated(meta):
+    meta = json.loads(json.dumps(meta))
+    fin = [f for f in meta.get("finalizers") or [] if f not in MIGRATION_FINALIZERS]
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in MIGRATION_LABELS}
+    meta["finalizers"], meta["labels"] = fin or None, labels or None
+    return meta
+migrations = []
+def only_migration(old, new):
+    a, b = json.loads(json.dumps(old)), json.loads(json.dumps(new))
+    for o in (a, b):
+        o["metadata"] = unmigrated(o["metadata"])
+    return all(l.startswith("    written by") or l == "    (no field changed)" for l in diff(a, b))
+
+def writes(kind, old, new, when, migrating=False):
     """Objects whose resourceVersion moved between two snapshots: each a failure, reported once per
-    distinct diff with the names it applies to."""
+    distinct diff with the names it applies to. `migrating`: the takeover, where this release's one-time
+    metadata (see MIGRATION_FINALIZERS) is expected."""
     if set(old) != set(new):
         fail(f"{kind}s differ {when}: before {sorted(old)}, after {sorted(new)}")
     groups = {}
     for name in sorted(set(old) & set(new)):
         if old[name]["metadata"]["resourceVersion"] != new[name]["metadata"]["resourceVersion"]:
+            if migrating and only_migration(old[name], new[name]):
+                migrations.append(f"{kind} {name}")
+                continue
             groups.setdefault("\n".join(diff(old[name], new[name])), []).append(name)
     for lines, names in groups.items():
         what = f"{kind} {names[0]} was" if len(names) == 1 else f"{len(names)} {kind}s ({', '.join(names)}) were"
@@ -505,7 +531,7 @@ for name, h in hubs2.items():
 takeover = writes("ApiKey", keys0, keys1, "when the new operator took over")
 churn = writes("ApiKey", keys1, keys2, f"during the {observe} s observation window")
 hubs0, hubs1 = objects("s0", "modelhubs.json"), objects("s1", "modelhubs.json")
-hub_writes = writes("ModelHub", hubs0, hubs1, "when the new operator took over")
+hub_writes = writes("ModelHub", hubs0, hubs1, "when the new operator took over", migrating=True)
 hub_writes += writes("ModelHub", hubs1, hubs2, f"during the {observe} s observation window")
 
 # Secrets, over the new operator's whole run.
@@ -518,6 +544,9 @@ for n in changed_values:
 secret_writes = [n for n in sorted(set(sec0) & set(sec2)) if sec0[n]["resourceVersion"] != sec2[n]["resourceVersion"]]
 for n in secret_writes:
     if n not in changed_values:
+        if unmigrated(sec0[n]["metadata"]) == unmigrated(sec2[n]["metadata"]):
+            migrations.append(f"Secret {n}")
+            continue
         a, b = flat(sec0[n]["metadata"]), flat(sec2[n]["metadata"])
         delta = [f"    metadata.{p}: {json.dumps(a.get(p))} -> {json.dumps(b.get(p))}" for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
         fail(f"Secret {n} was written, its data unchanged:\n" + "\n".join(delta or ["    (no label, annotation or owner changed)"]))
@@ -554,10 +583,12 @@ if mutating:
 
 print(f"[upgrade] new operator: {len(calls)} provider calls, {len(mutating)} mutating; "
       f"{len(live2)} live provider keys for {len(keys2)} ApiKeys", file=sys.stderr)
+if migrations:
+    print(f"[upgrade] one-time metadata of this release (deletion protection): {', '.join(migrations)}", file=sys.stderr)
 status = "passed" if not failures else f"FAILED ({len(failures)} problems above)"
 print(f"[upgrade] base {base} -> working tree: {len(keys2)} ApiKeys ({ready} Ready, {disabled} disabled as specified), "
       f"{len(new_keys)} new provider keys, {len(revoked)} revoked, {changed_keys} changed, "
-      f"{len(changed_values)} Secret values changed, {len(secret_writes)} Secret writes, "
+      f"{len(changed_values)} Secret values changed, {len(secret_writes) - sum(m.startswith('Secret ') for m in migrations)} Secret writes, "
       f"{takeover} ApiKey writes at takeover, {churn} in {observe} s, {hub_writes} ModelHub writes, {len(events)} Events: {status}")
 sys.exit(1 if failures else 0)
 PY

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator against the cluster in KUBECONFIG (or the in-cluster configuration).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds), for `kubectl apply -f -`.
     Crds,
 }
@@ -46,6 +46,14 @@ pub struct RunArgs {
     /// Usage polling interval for hubs that do not set `spec.usageRefreshInterval` (e.g. `5m`).
     #[arg(long, env = "KEYSMITH_USAGE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub usage_interval: std::time::Duration,
+    /// The operator's own namespace: ClusterModelHubs read their credential Secrets here and nowhere
+    /// else. Default: the pod's namespace, or `keysmith-system` outside a cluster.
+    #[arg(long, env = "KEYSMITH_CLUSTER_RESOURCE_NAMESPACE")]
+    pub cluster_resource_namespace: Option<String>,
+    /// Reconcile only the ClusterModelHubs matching this label selector (e.g. `keysmith.dev/shard=a`),
+    /// so that several keysmith installations can share a cluster. All when unset.
+    #[arg(long, env = "KEYSMITH_CLUSTER_HUB_SELECTOR")]
+    pub cluster_hub_selector: Option<String>,
     /// Elect one leader among replicas with a Lease; only the leader reconciles.
     #[arg(long, env = "KEYSMITH_LEADER_ELECTION", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -80,13 +88,28 @@ impl RunArgs {
     }
 }
 
+impl RunArgs {
+    /// Where ClusterModelHubs' credential Secrets live.
+    pub fn cluster_resource_namespace(&self) -> String {
+        self.cluster_resource_namespace
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(pod_namespace)
+            .unwrap_or_else(|| "keysmith-system".to_owned())
+    }
+}
+
 /// The namespace of the pod's ServiceAccount, or `default` outside a cluster.
 fn in_cluster_namespace() -> String {
+    pod_namespace().unwrap_or_else(|| "default".to_owned())
+}
+
+/// The namespace of the pod's ServiceAccount, when running in a pod.
+fn pod_namespace() -> Option<String> {
     std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
         .map(|s| s.trim().to_owned())
         .ok()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".to_owned())
 }
 
 fn parse_renew_interval(text: &str) -> Result<std::time::Duration, String> {

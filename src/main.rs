@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
     }
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Run(args) => match run::shutdown_signal() {
-            Ok(shutdown) => run::run(args, shutdown).await.map_err(Into::into),
+            Ok(shutdown) => run::run(*args, shutdown).await.map_err(Into::into),
             Err(err) => Err(err.into()),
         },
         Command::Crds => keysmith_api::crds_yaml()

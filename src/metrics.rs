@@ -2,7 +2,11 @@
 //! provider operations, and one series per ApiKey (removed when the ApiKey goes). Key values and
 //! error texts never become labels.
 
-use std::time::Instant;
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+    time::Instant,
+};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -51,6 +55,28 @@ pub struct KeyLabels {
     pub name: String,
 }
 
+/// Labels of a ClusterModelHub's per-namespace gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HubNamespaceLabels {
+    /// Name of the ClusterModelHub.
+    pub hub: String,
+    /// The namespace using it.
+    pub namespace: String,
+}
+
+/// Labels of refused keys.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// Name of the ClusterModelHub.
+    pub hub: String,
+    /// The namespace using it.
+    pub namespace: String,
+    /// `HubNotAllowed` or `QuotaExceeded`.
+    pub reason: &'static str,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// Every metric keysmith exports.
 pub struct Metrics {
     registry: Registry,
@@ -64,6 +90,12 @@ pub struct Metrics {
     key_limit_exceeded: Family<KeyLabels, Gauge>,
     key_ready: Family<KeyLabels, Gauge>,
     key_expiry: Family<KeyLabels, Gauge>,
+    hub_keys: Family<HubNamespaceLabels, Gauge>,
+    hub_allocated: Family<HubNamespaceLabels, FloatGauge>,
+    hub_spend: Family<HubNamespaceLabels, FloatGauge>,
+    hub_refused: Family<RefusalLabels, Gauge>,
+    /// The namespaces each hub has series for, so that series of namespaces that left go too.
+    hub_namespaces: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 impl Default for Metrics {
@@ -81,6 +113,11 @@ impl Default for Metrics {
             key_limit_exceeded: Family::default(),
             key_ready: Family::default(),
             key_expiry: Family::default(),
+            hub_keys: Family::default(),
+            hub_allocated: Family::default(),
+            hub_spend: Family::default(),
+            hub_refused: Family::default(),
+            hub_namespaces: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -132,6 +169,26 @@ impl Default for Metrics {
             "apikey_expiry_timestamp_seconds",
             "Expiry of the key in force (Unix seconds), per ApiKey",
             metrics.key_expiry.clone(),
+        );
+        registry.register(
+            "clustermodelhub_namespace_keys",
+            "ApiKeys admitted on a ClusterModelHub, per hub and namespace",
+            metrics.hub_keys.clone(),
+        );
+        registry.register(
+            "clustermodelhub_namespace_allocated_budget_usd",
+            "Sum of the admitted ApiKeys' budgets, per ClusterModelHub and namespace",
+            metrics.hub_allocated.clone(),
+        );
+        registry.register(
+            "clustermodelhub_namespace_spend_usd",
+            "Spend of the admitted ApiKeys, per ClusterModelHub and namespace",
+            metrics.hub_spend.clone(),
+        );
+        registry.register(
+            "clustermodelhub_namespace_refused_keys",
+            "ApiKeys refused, per ClusterModelHub, namespace and reason",
+            metrics.hub_refused.clone(),
         );
         Self { registry, ..metrics }
     }
@@ -245,6 +302,82 @@ impl Metrics {
         self.key_limit_exceeded.remove(&labels);
         self.key_ready.remove(&labels);
         self.key_expiry.remove(&labels);
+    }
+
+    /// Sets the gauges of every namespace using ClusterModelHub `hub`, and drops those of namespaces
+    /// no longer in `figures`.
+    pub fn set_hub_namespaces(&self, hub: &str, figures: &[keysmith_api::NamespaceFigures]) {
+        let now: BTreeSet<String> = figures.iter().map(|f| f.name.clone()).collect();
+        let gone = {
+            let mut known = self.hub_namespaces.lock().unwrap_or_else(|p| p.into_inner());
+            let before = known.insert(hub.to_owned(), now.clone()).unwrap_or_default();
+            before.difference(&now).cloned().collect::<Vec<_>>()
+        };
+        for ns in gone {
+            self.forget_hub_namespace(hub, &ns);
+        }
+        for f in figures {
+            let labels = HubNamespaceLabels {
+                hub: hub.to_owned(),
+                namespace: f.name.clone(),
+            };
+            self.hub_keys.get_or_create(&labels).set(i64::from(f.keys));
+            self.hub_allocated
+                .get_or_create(&labels)
+                .set(f.allocated_budget_usd);
+            match f.spend_usd {
+                Some(v) => {
+                    self.hub_spend.get_or_create(&labels).set(v);
+                }
+                None => {
+                    self.hub_spend.remove(&labels);
+                }
+            }
+            let (reason, other) = if f.allowed {
+                ("QuotaExceeded", "HubNotAllowed")
+            } else {
+                ("HubNotAllowed", "QuotaExceeded")
+            };
+            let refusal = |reason| RefusalLabels {
+                hub: hub.to_owned(),
+                namespace: f.name.clone(),
+                reason,
+            };
+            self.hub_refused
+                .get_or_create(&refusal(reason))
+                .set(i64::from(f.refused));
+            self.hub_refused.remove(&refusal(other));
+        }
+    }
+
+    /// Drops every series of ClusterModelHub `hub` (it was deleted).
+    pub fn forget_hub(&self, hub: &str) {
+        let known = self
+            .hub_namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(hub)
+            .unwrap_or_default();
+        for ns in known {
+            self.forget_hub_namespace(hub, &ns);
+        }
+    }
+
+    fn forget_hub_namespace(&self, hub: &str, ns: &str) {
+        let labels = HubNamespaceLabels {
+            hub: hub.to_owned(),
+            namespace: ns.to_owned(),
+        };
+        self.hub_keys.remove(&labels);
+        self.hub_allocated.remove(&labels);
+        self.hub_spend.remove(&labels);
+        for reason in ["QuotaExceeded", "HubNotAllowed"] {
+            self.hub_refused.remove(&RefusalLabels {
+                hub: hub.to_owned(),
+                namespace: ns.to_owned(),
+                reason,
+            });
+        }
     }
 
     /// The exposition text for `/metrics`.

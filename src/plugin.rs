@@ -8,7 +8,7 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
 };
 
-use keysmith_api::{ApiKey, ModelHub, conditions};
+use keysmith_api::{ApiKey, ClusterModelHub, ModelHub, conditions};
 
 /// kubectl keysmith: hubs and keys at a glance.
 #[derive(Debug, Parser)]
@@ -29,10 +29,14 @@ pub struct PluginCli {
 pub enum PluginCommand {
     /// Hubs and keys: readiness with its reason, spend against the limit, window reset, expiry.
     Status,
-    /// Spend of each key in every window the provider reports.
+    /// Spend of each key in every window the provider reports; with `--hub`, a ClusterModelHub's figures
+    /// per namespace.
     Usage {
         /// Only this ApiKey.
         name: Option<String>,
+        /// A ClusterModelHub: keys, allocated budget, spend, refusals and overruns per namespace.
+        #[arg(long, conflicts_with = "name")]
+        hub: Option<String>,
     },
     /// Rotate a key now: a new key goes into the Secret, the old one stays valid for the overlap.
     Rotate {
@@ -73,6 +77,13 @@ pub async fn run(cli: PluginCli) -> Result<String, Error> {
             .map_err(|e| Error::List("apikeys", e))?;
         return Ok(format!("apikey/{name} rotation requested ({token})\n"));
     }
+    if let PluginCommand::Usage { hub: Some(hub), .. } = &cli.command {
+        let hub = Api::<ClusterModelHub>::all(keys.into_client())
+            .get(hub)
+            .await
+            .map_err(|e| Error::List("clustermodelhubs", e))?;
+        return Ok(render_hub_namespaces(&hub));
+    }
     let lp = ListParams::default();
     let mut keys = keys.list(&lp).await.map_err(|e| Error::List("apikeys", e))?.items;
     keys.sort_by_key(|k| (k.namespace(), k.name_any()));
@@ -86,7 +97,7 @@ pub async fn run(cli: PluginCli) -> Result<String, Error> {
             hubs.sort_by_key(|h| (h.namespace(), h.name_any()));
             format!("{}\n{}", render_hubs(&hubs), render_keys(&keys))
         }
-        PluginCommand::Usage { name } => {
+        PluginCommand::Usage { name, .. } => {
             keys.retain(|k| name.as_ref().is_none_or(|n| *n == k.name_any()));
             render_usage(&keys)
         }
@@ -240,6 +251,46 @@ pub fn render_usage(keys: &[ApiKey]) -> String {
     )
 }
 
+/// A ClusterModelHub's use per namespace.
+pub fn render_hub_namespaces(hub: &ClusterModelHub) -> String {
+    let status = hub.status.clone().unwrap_or_default();
+    let budget = hub.spec.quota.as_ref().and_then(|q| q.budget_usd.as_ref());
+    let max_keys = hub.spec.quota.as_ref().and_then(|q| q.max_keys);
+    let rows = status
+        .namespaces
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                if n.allowed { "yes" } else { "no" }.to_owned(),
+                match max_keys {
+                    Some(max) => format!("{} / {max}", n.keys),
+                    None => n.keys.to_string(),
+                },
+                n.refused.to_string(),
+                match budget {
+                    Some(b) => format!("{} / {}", usd(Some(n.allocated_budget_usd)), usd(Some(b.limit))),
+                    None => usd(Some(n.allocated_budget_usd)),
+                },
+                usd(n.spend_usd),
+                n.overrun.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAMESPACE",
+            "ALLOWED",
+            "KEYS",
+            "REFUSED",
+            "ALLOCATED",
+            "SPEND",
+            "OVER QUOTA",
+        ],
+        rows,
+    )
+}
+
 /// Whether the process was started as the kubectl plugin.
 pub fn invoked_as_plugin(argv0: &str) -> bool {
     std::path::Path::new(argv0)
@@ -313,6 +364,35 @@ mod tests {
         };
         let text = render_usage(&[key("chat", Some(status))]);
         assert!(text.lines().nth(1).unwrap().contains("$10.00   $1.00"), "{text}");
+    }
+
+    #[test]
+    fn the_hub_usage_table_shows_each_namespace_against_its_quota() {
+        let hub: ClusterModelHub = serde_json::from_value(serde_json::json!({
+            "apiVersion": "keysmith.dev/v1alpha1", "kind": "ClusterModelHub",
+            "metadata": {"name": "org"},
+            "spec": {
+                "provider": "openrouter",
+                "allowedNamespaces": {"names": ["team-a"]},
+                "quota": {"maxKeys": 10, "budgetUsd": {"limit": 500}},
+            },
+            "status": {"namespaces": [
+                {"name": "team-a", "allowed": true, "keys": 3, "allocatedBudgetUsd": 120.0, "spendUsd": 41.5},
+                {"name": "team-b", "allowed": false, "keys": 0, "refused": 2, "allocatedBudgetUsd": 0.0},
+            ]},
+        }))
+        .unwrap();
+        let text = render_hub_namespaces(&hub);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains("team-a") && lines[1].contains("3 / 10"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("$120.00 / $500.00") && lines[1].contains("$41.50"),
+            "{text}"
+        );
+        assert!(lines[2].contains("team-b") && lines[2].contains("no"), "{text}");
     }
 
     #[test]

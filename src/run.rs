@@ -15,7 +15,7 @@ use crate::controller::{self, Context, DefaultProviderFactory, Scope, Settings};
 use crate::leader;
 use crate::metrics::Metrics;
 use crate::server::{self, Readiness};
-use keysmith_api::{ApiKey, ModelHub};
+use keysmith_api::{ApiKey, ClusterModelHub, ModelHub};
 
 /// Runs the operator until `shutdown` resolves.
 ///
@@ -69,8 +69,14 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
         };
         keys.list_metadata(&probe).await.map_err(Error::CrdsMissing)?;
         hubs.list_metadata(&probe).await.map_err(Error::CrdsMissing)?;
+        Api::<ClusterModelHub>::all(client.clone())
+            .list_metadata(&probe)
+            .await
+            .map_err(Error::CrdsMissing)?;
         let settings = Settings {
             default_usage_interval: args.usage_interval,
+            cluster_resource_namespace: args.cluster_resource_namespace(),
+            cluster_hub_selector: args.cluster_hub_selector.clone().filter(|s| !s.is_empty()),
             ..Settings::default()
         };
         let ctx = Context::new(

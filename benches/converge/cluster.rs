@@ -175,9 +175,26 @@ impl Cluster {
         Ok(sent.load(Ordering::Relaxed))
     }
 
-    /// Removes the finalizer keysmith put on every ApiKey, so that the namespace can go without the
-    /// operator revoking N keys first. Returns how many were patched.
+    /// Removes the finalizers keysmith put on every ApiKey, hub and credential Secret, so that the
+    /// namespace can go without the operator revoking N keys first. Returns how many ApiKeys were patched.
     pub async fn strip_finalizers(&self, ns: &str) -> Result<usize> {
+        let unfinalize: Value = json!({"metadata": {"finalizers": null}});
+        let hubs = Api::<ModelHub>::namespaced(self.client.clone(), ns);
+        for hub in hubs.list_metadata(&ListParams::default()).await?.items {
+            if let Some(name) = hub.metadata.name {
+                hubs.patch(&name, &PatchParams::default(), &Patch::Merge(&unfinalize))
+                    .await?;
+            }
+        }
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), ns);
+        let credentials = ListParams::default().labels("keysmith.dev/credential=true");
+        for secret in secrets.list_metadata(&credentials).await?.items {
+            if let Some(name) = secret.metadata.name {
+                secrets
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&unfinalize))
+                    .await?;
+            }
+        }
         let api = Api::<ApiKey>::namespaced(self.client.clone(), ns);
         let names: Vec<String> = api
             .list_metadata(&ListParams::default())

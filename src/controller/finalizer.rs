@@ -1,65 +1,72 @@
-//! keysmith's finalizer on ApiKeys: one way to add it, one way to remove it.
+//! keysmith's finalizers: one way to add one, one way to remove one, for every kind that has one
+//! (ApiKeys, hubs, credential Secrets).
 //!
 //! Both are JSON merge patches carrying the `resourceVersion` the decision was made from, so the API
 //! server refuses them (409) if the object changed meanwhile: a finalizer someone else added in
 //! between is never dropped, and a decision taken from a stale cache is retried from fresh state. A
-//! merge patch rather than an apply: keysmith owns no other field of the ApiKey's metadata that an
+//! merge patch rather than an apply: keysmith owns no other field of these objects' metadata that an
 //! apply would track, and removing a list entry another manager also set is beyond apply.
 
-use keysmith_api::{ApiKey, well_known::APIKEY_FINALIZER};
 use kube::{
-    Api, ResourceExt,
+    Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
 };
+use serde::de::DeserializeOwned;
 
 use super::{Error, Result};
 
-/// Whether `key` carries keysmith's finalizer.
-pub fn present(key: &ApiKey) -> bool {
-    key.finalizers().iter().any(|f| f == APIKEY_FINALIZER)
+/// Whether `obj` carries `finalizer`.
+pub fn present<K: Resource>(obj: &K, finalizer: &str) -> bool {
+    obj.finalizers().iter().any(|f| f == finalizer)
 }
 
-/// Adds the finalizer, together with `annotation` when given (the first key's create marker rides
-/// on the same write: one request fewer per new key). Returns the version written.
-pub async fn add(
-    api: &Api<ApiKey>,
-    key: &ApiKey,
+/// Adds `finalizer`, together with `annotation` when given (an ApiKey's first create marker rides on
+/// the same write: one request fewer per new key). Returns the version written.
+pub async fn add<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
     annotation: Option<(&str, &str)>,
-) -> Result<Option<String>> {
-    let mut finalizers = key.finalizers().to_vec();
-    if !present(key) {
-        finalizers.push(APIKEY_FINALIZER.to_owned());
+) -> Result<Option<String>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut finalizers = obj.finalizers().to_vec();
+    if !present(obj, finalizer) {
+        finalizers.push(finalizer.to_owned());
     }
     let mut body = serde_json::json!({
-        "metadata": { "resourceVersion": key.resource_version(), "finalizers": finalizers },
+        "metadata": { "resourceVersion": obj.resource_version(), "finalizers": finalizers },
     });
     if let Some((name, value)) = annotation {
         body["metadata"]["annotations"] = serde_json::json!({ name: value });
     }
-    patch(api, key, &body, "add the finalizer").await
+    patch(api, obj, &body, "add a finalizer").await
 }
 
-/// Removes the finalizer once cleanup is done; every other finalizer stays.
-pub async fn remove(api: &Api<ApiKey>, key: &ApiKey) -> Result<Option<String>> {
-    let rest: Vec<&String> = key
-        .finalizers()
-        .iter()
-        .filter(|f| *f != APIKEY_FINALIZER)
-        .collect();
+/// Removes `finalizer` once its work is done; every other finalizer stays.
+pub async fn remove<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<Option<String>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let rest: Vec<&String> = obj.finalizers().iter().filter(|f| *f != finalizer).collect();
     let body = serde_json::json!({
-        "metadata": { "resourceVersion": key.resource_version(), "finalizers": rest },
+        "metadata": { "resourceVersion": obj.resource_version(), "finalizers": rest },
     });
-    patch(api, key, &body, "remove the finalizer").await
+    patch(api, obj, &body, "remove a finalizer").await
 }
 
-async fn patch(
-    api: &Api<ApiKey>,
-    key: &ApiKey,
+async fn patch<K>(
+    api: &Api<K>,
+    obj: &K,
     body: &serde_json::Value,
     context: &'static str,
-) -> Result<Option<String>> {
+) -> Result<Option<String>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let written = api
-        .patch(&key.name_any(), &PatchParams::default(), &Patch::Merge(body))
+        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(body))
         .await
         .map_err(Error::kube(context))?;
     Ok(written.resource_version())

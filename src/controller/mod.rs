@@ -2,9 +2,13 @@
 //! back-off and the provider clients built from each hub.
 
 mod api_key;
+mod cluster_cache;
+mod cluster_hub;
+mod credential;
 mod failpoint;
 mod finalizer;
 mod hub_cache;
+mod hub_ref;
 mod instrumented;
 mod memory;
 mod model_hub;
@@ -35,7 +39,8 @@ pub use failpoint::failpoint;
 pub use providers::{DefaultProviderFactory, ProviderFactory};
 
 use crate::metrics::Metrics;
-use keysmith_api::{ApiKey, FIELD_MANAGER, ModelHub, reasons::Reason};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use keysmith_api::{ApiKey, ClusterModelHub, FIELD_MANAGER, ModelHub, reasons::Reason};
 use keysmith_core::clock::Clock;
 
 /// Errors that end a reconcile early. Problems the user can fix (a missing hub, a refused
@@ -95,6 +100,10 @@ pub struct Settings {
     pub default_usage_interval: Duration,
     /// Shortest wait after a transient failure; it doubles per failure up to the usage interval.
     pub error_backoff_base: Duration,
+    /// The operator's own namespace, where ClusterModelHubs' credential Secrets live.
+    pub cluster_resource_namespace: String,
+    /// Only the ClusterModelHubs with these labels (a label selector) are this operator's.
+    pub cluster_hub_selector: Option<String>,
 }
 
 impl Default for Settings {
@@ -102,6 +111,8 @@ impl Default for Settings {
         Self {
             default_usage_interval: Duration::from_secs(300),
             error_backoff_base: Duration::from_secs(5),
+            cluster_resource_namespace: "keysmith-system".to_owned(),
+            cluster_hub_selector: None,
         }
     }
 }
@@ -124,6 +135,8 @@ pub struct Context {
     memory: memory::ObjectMemory,
     /// The hubs, as the ApiKey controller's watches hold them.
     hubs: hub_cache::HubCache,
+    /// ClusterModelHubs, Namespaces and every scope's ApiKeys.
+    cluster: cluster_cache::ClusterCache,
 }
 
 impl Context {
@@ -158,6 +171,7 @@ impl Context {
             clock,
             memory: memory::ObjectMemory::default(),
             hubs: hub_cache::HubCache::default(),
+            cluster: cluster_cache::ClusterCache::default(),
         })
     }
 
@@ -275,8 +289,16 @@ impl Context {
             action: action.into(),
             secondary: None,
         };
-        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
-            warn!(error = %err, reason, "cannot publish Event");
+        match self.recorder.publish(&event, &obj.object_ref(&())).await {
+            Ok(()) => {}
+            // The namespace is being deleted (the API server refuses new objects in it) or is gone:
+            // expected while a namespace goes, and nobody would see the Event anyway.
+            Err(kube::Error::Api(status))
+                if status.code == 404 || status.message.contains("being terminated") =>
+            {
+                tracing::debug!(reason, "Event not published: its namespace is going");
+            }
+            Err(err) => warn!(error = %err, reason, "cannot publish Event"),
         }
     }
 }
@@ -383,6 +405,8 @@ pub async fn run(
     };
     let mut stores = Vec::new();
     let mut runs = Vec::new();
+    let (cluster_run, ns_run, cluster_stores) = cluster_controllers(&ctx, concurrency, &stop_rx);
+    runs.push(cluster_run);
     for ns in &namespaces {
         let (keys, hubs, key_store, hub_store) = controllers(&ctx, ns.as_deref(), concurrency, &stop_rx);
         runs.push(keys);
@@ -390,6 +414,10 @@ pub async fn run(
         stores.push((key_store, hub_store));
     }
     tokio::spawn(async move {
+        let (cluster_hubs, namespaces) = cluster_stores;
+        if !synced(&cluster_hubs).await || !synced(&namespaces).await {
+            return;
+        }
         for (keys, hubs) in stores {
             if !synced(&keys).await || !synced(&hubs).await {
                 return;
@@ -403,7 +431,76 @@ pub async fn run(
         info!("stopping controllers");
         let _ = stop_tx.send(true);
     };
-    tokio::join!(futures::future::join_all(runs), trigger);
+    // The Namespace watch ends with the process, not with the controllers: it only feeds a cache.
+    tokio::select! {
+        _ = async { tokio::join!(futures::future::join_all(runs), trigger) } => {}
+        () = ns_run => {}
+    }
+}
+
+/// The ClusterModelHub controller and the Namespace watch: one each, cluster-wide, whatever the scope
+/// of the ApiKey controllers.
+fn cluster_controllers(
+    ctx: &Arc<Context>,
+    concurrency: u16,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> (BoxedRun, BoxedRun, ClusterStores) {
+    let client = ctx.client.clone();
+    let (ns_store, ns_writer) = reflector::store();
+    ctx.cluster.set_namespaces(ns_store.clone());
+    let ns_run = triggers::namespaces(Api::all(client.clone()), ns_writer, ctx.clone());
+
+    let (hub_store, hub_writer) = reflector::store();
+    ctx.cluster.set_hubs(hub_store.clone());
+    let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+    ctx.cluster.set_hub_waker(wake_tx);
+    let config = kube::runtime::controller::Config::default().concurrency(concurrency);
+    let mapper_store = hub_store.clone();
+    let mapper_ctx = ctx.clone();
+    let mut stop = stop_rx.clone();
+    let run = Controller::for_stream(
+        triggers::cluster_hubs(
+            Api::all(client.clone()),
+            ctx.settings.cluster_hub_selector.clone(),
+            hub_writer,
+            ctx.clone(),
+        ),
+        hub_store.clone(),
+    )
+    .with_config(config)
+    .trigger_backoff(triggers::NoPause)
+    .watches_stream(
+        triggers::credentials(Api::namespaced(client, &ctx.settings.cluster_resource_namespace)),
+        move |secret| {
+            let name = secret.name_any();
+            mapper_store
+                .state()
+                .into_iter()
+                .filter(|h| {
+                    h.spec
+                        .hub
+                        .credentials_ref
+                        .as_ref()
+                        .is_some_and(|r| r.name == name)
+                })
+                .map(|h| {
+                    let uid = h.uid().unwrap_or_default();
+                    mapper_ctx.providers.forget_credential(&uid);
+                    mapper_ctx.cluster.forget_verified(&uid);
+                    ObjectRef::from_obj(&*h)
+                })
+                .collect::<Vec<_>>()
+        },
+    )
+    .reconcile_on(wake_rx)
+    .graceful_shutdown_on(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .run(cluster_hub::reconcile, cluster_hub::error_policy, ctx.clone())
+    .for_each(|res| async move {
+        log_outcome("ClusterModelHub", res);
+    });
+    (Box::pin(run), Box::pin(ns_run), (hub_store, ns_store))
 }
 
 /// Whether `store` has listed its objects (false if its writer went away first).
@@ -421,6 +518,9 @@ where
 }
 
 type BoxedRun = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The stores of the cluster-wide watches: ClusterModelHubs and Namespaces.
+type ClusterStores = (Store<ClusterModelHub>, Store<PartialObjectMeta<Namespace>>);
 
 /// The ApiKey and ModelHub controllers for one namespace (or all), with their stores.
 fn controllers(
@@ -448,9 +548,13 @@ fn controllers(
     let mapper_store = key_store.clone();
     let (key_hubs, key_hubs_writer) = reflector::store();
     ctx.hubs.add(key_hubs);
+    ctx.cluster.add_keys(key_store.clone());
+    let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+    ctx.cluster.add_waker(namespace.map(str::to_owned), wake_tx);
     let keys = keys
+        .reconcile_on(wake_rx)
         .owns_stream(triggers::secrets(
-            api_in::<PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>(&client, namespace),
+            api_in::<PartialObjectMeta<Secret>>(&client, namespace),
             ctx.clone(),
         ))
         .watches_stream(
@@ -461,7 +565,9 @@ fn controllers(
                 mapper_store
                     .state()
                     .into_iter()
-                    .filter(|k| k.namespace() == ns && k.spec.hub_ref.name == name)
+                    .filter(|k| {
+                        k.namespace() == ns && !k.spec.hub_ref.is_cluster() && k.spec.hub_ref.name == name
+                    })
                     .map(|k| ObjectRef::from_obj(&*k))
                     .collect::<Vec<_>>()
             },
@@ -469,9 +575,7 @@ fn controllers(
         .graceful_shutdown_on(stop())
         .run(api_key::reconcile, api_key::error_policy, ctx.clone())
         .for_each(|res| async move {
-            if let Err(err) = res {
-                warn!(error = %err, "ApiKey reconcile failed");
-            }
+            log_outcome("ApiKey", res);
         });
 
     let (hub_store, hub_writer) = reflector::store();
@@ -481,15 +585,49 @@ fn controllers(
     )
     .with_config(config)
     .trigger_backoff(triggers::NoPause);
+    let credential_hubs = hub_store.clone();
+    let credential_ctx = ctx.clone();
     let hubs = hubs
+        .watches_stream(
+            triggers::credentials(api_in::<PartialObjectMeta<Secret>>(&client, namespace)),
+            move |secret| {
+                let (ns, name) = (secret.namespace(), secret.name_any());
+                credential_hubs
+                    .state()
+                    .into_iter()
+                    .filter(|h| {
+                        h.namespace() == ns && h.spec.credentials_ref.as_ref().is_some_and(|r| r.name == name)
+                    })
+                    .map(|h| {
+                        credential_ctx
+                            .providers
+                            .forget_credential(&h.uid().unwrap_or_default());
+                        ObjectRef::from_obj(&*h)
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(stop())
         .run(model_hub::reconcile, model_hub::error_policy, ctx.clone())
         .for_each(|res| async move {
-            if let Err(err) = res {
-                warn!(error = %err, "ModelHub reconcile failed");
-            }
+            log_outcome("ModelHub", res);
         });
     (Box::pin(keys), Box::pin(hubs), key_store, hub_store)
+}
+
+/// Logs a reconcile that failed. An object a watch event named but the cache no longer holds (it was
+/// just deleted, as in every namespace deletion) is expected and logged at debug.
+fn log_outcome<T, E: std::error::Error, Q: std::error::Error>(
+    kind: &str,
+    res: std::result::Result<T, kube::runtime::controller::Error<E, Q>>,
+) {
+    match res {
+        Ok(_) => {}
+        Err(err @ kube::runtime::controller::Error::ObjectNotFound(_)) => {
+            tracing::debug!(error = %err, kind, "reconcile skipped: the object is gone");
+        }
+        Err(err) => warn!(error = %err, kind, "reconcile failed"),
+    }
 }
 
 /// Requeue action after `d`.

@@ -1,5 +1,7 @@
 //! ModelHub reconciler: credentials → verify at the provider → capabilities, account figures and key
-//! counts → status. Hubs create nothing at the provider, so they need no finalizer.
+//! counts → status. A hub creates nothing at the provider, but its ApiKeys' keys are revoked through
+//! it: its finalizer keeps it (and its credential Secret, see [`credential`]) while any ApiKey refers
+//! to it, whatever order things are deleted in.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -10,16 +12,25 @@ use kube::{
 };
 use tracing::{instrument, warn};
 
-use super::{Context, Error, Result, patch_status, providers::HubClientError, requeue};
+use super::{
+    Context, Error, Result, credential, finalizer, patch_status, providers::HubClientError, requeue,
+};
 use crate::plan;
-use keysmith_api::{AccountStatus, ApiKey, KeyCounts, ModelHub, ModelHubStatus, conditions, reasons::Reason};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use keysmith_api::{
+    AccountStatus, ApiKey, KeyCounts, ModelHub, ModelHubStatus, conditions, reasons::Reason,
+    well_known::HUB_FINALIZER,
+};
 
 /// Controller name in metrics.
 const CONTROLLER: &str = "modelhub";
 
-/// How soon a hub waiting for its credentials Secret looks again: Secrets are not watched (that would
-/// mean caching every Secret), so this is how a newly created credential is noticed.
+/// How soon a hub waiting for its credentials Secret looks again: only Secrets keysmith protects are
+/// watched (caching every Secret would cost too much), so this is how a new credential is noticed.
 const CREDENTIALS_POLL: Duration = Duration::from_secs(15);
+
+/// How often a hub being deleted looks whether its ApiKeys are gone.
+pub(super) const IN_USE_POLL: Duration = Duration::from_secs(5);
 
 /// Entry point for the controller runtime.
 #[instrument(skip(hub, ctx), fields(namespace = hub.namespace().unwrap_or_default(), name = %hub.name_any()))]
@@ -27,8 +38,75 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = hub.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<ModelHub> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = hub.name_any();
+    let users = || {
+        ctx.cluster.keys(|k| {
+            k.namespace().as_deref() == Some(ns.as_str())
+                && !k.spec.hub_ref.is_cluster()
+                && k.spec.hub_ref.name == name
+        })
+    };
+    if hub.metadata.deletion_timestamp.is_some() {
+        return release(&*hub, &api, &ctx, &ns, users().len()).await;
+    }
+    if !finalizer::present(&*hub, HUB_FINALIZER) {
+        finalizer::add(&api, &*hub, HUB_FINALIZER, None).await?;
+        return Ok(Action::await_change());
+    }
+    if let Some(credentials) = &hub.spec.credentials_ref {
+        credential::protect(&ctx, &ns, &credentials.name).await?;
+    }
+    // A credentialsRef that moved leaves the old Secret protected until this sweep.
+    credential::release_unused(&ctx, &ns, None).await?;
+
     let before = hub.status.clone().unwrap_or_default();
     let mut status = before.clone();
+    let wait = verify(&hub, &ctx, Some(&ns), &mut status).await;
+    status.observed_generation = hub.metadata.generation;
+    announce_ready(&ctx, &*hub, &before.conditions, &status.conditions).await;
+    if status != before {
+        patch_status(&api, &hub.name_any(), &status).await?;
+    }
+    Ok(requeue(wait))
+}
+
+/// A hub being deleted: it waits while `users` ApiKeys still refer to it (their keys are revoked
+/// through it), then releases its credential Secret and lets go.
+pub(super) async fn release<K>(
+    hub: &K,
+    api: &Api<K>,
+    ctx: &Context,
+    credential_ns: &str,
+    users: usize,
+) -> Result<Action>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if !finalizer::present(hub, HUB_FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    if users > 0 {
+        let note = format!(
+            "waiting for {users} ApiKey(s) that use this hub to be deleted: their provider keys are revoked through it"
+        );
+        ctx.event(hub, EventType::Normal, Reason::InUse.as_str(), "Delete", note)
+            .await;
+        return Ok(requeue(IN_USE_POLL));
+    }
+    credential::release_unused(ctx, credential_ns, hub.meta().uid.as_deref()).await?;
+    finalizer::remove(api, hub, HUB_FINALIZER).await?;
+    Ok(Action::await_change())
+}
+
+/// Verifies the hub's credential with the provider and records capabilities, account figures, key
+/// counts and the Ready condition in `status`. Returns when to look again. `own_namespace`: where the
+/// hub's own ApiKeys live (a ModelHub's namespace; none for a ClusterModelHub).
+pub(super) async fn verify(
+    hub: &ModelHub,
+    ctx: &Arc<Context>,
+    own_namespace: Option<&str>,
+    status: &mut ModelHubStatus,
+) -> Duration {
     let generation = hub.metadata.generation;
     let now = ctx.now();
     let uid = hub.uid().unwrap_or_default();
@@ -38,8 +116,7 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
         .as_deref()
         .and_then(keysmith_core::duration::parse)
         .unwrap_or(ctx.settings.default_usage_interval);
-
-    let action = match check(&hub, &ctx, &ns, &mut status).await {
+    match check(hub, ctx, own_namespace, status).await {
         Ok(()) => {
             ctx.succeeded(&uid);
             conditions::set(
@@ -51,7 +128,7 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
                 generation,
                 &now,
             );
-            requeue(plan::jittered(interval.as_secs().max(1), rand::random::<f64>()))
+            plan::jittered(interval.as_secs().max(1), rand::random::<f64>())
         }
         Err(problem) => {
             let (reason, message, wait) = match &problem {
@@ -82,32 +159,30 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
                 generation,
                 &now,
             );
-            requeue(wait)
+            wait
         }
-    };
-    status.observed_generation = generation;
+    }
+}
 
-    let old = conditions::get(&before.conditions, conditions::READY);
-    if let Some(new) = conditions::get(&status.conditions, conditions::READY)
+/// An Event when a hub's Ready condition changes status or reason.
+pub(super) async fn announce_ready<K: kube::Resource<DynamicType = ()>>(
+    ctx: &Context,
+    hub: &K,
+    before: &[Condition],
+    after: &[Condition],
+) {
+    let old = conditions::get(before, conditions::READY);
+    if let Some(new) = conditions::get(after, conditions::READY)
         && old.is_none_or(|o| o.status != new.status || o.reason != new.reason)
     {
-        ctx.event(
-            &*hub,
-            if new.status == "True" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            &new.reason,
-            "Verify",
-            new.message.clone(),
-        )
-        .await;
+        let kind = if new.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(hub, kind, &new.reason, "Verify", new.message.clone())
+            .await;
     }
-    if status != before {
-        patch_status(&api, &hub.name_any(), &status).await?;
-    }
-    Ok(action)
 }
 
 /// Requeue after an error that escaped `reconcile`.
@@ -129,7 +204,7 @@ enum HubProblem {
 async fn check(
     hub: &ModelHub,
     ctx: &Arc<Context>,
-    ns: &str,
+    own_namespace: Option<&str>,
     status: &mut ModelHubStatus,
 ) -> Result<(), HubProblem> {
     let client = ctx
@@ -146,11 +221,23 @@ async fn check(
         usage_usd: money(account.usage_usd),
         credits_remaining_usd: money(account.credits_usd.zip(account.usage_usd).map(|(c, u)| c - u)),
     });
-    // Count keys carrying keysmith's tag: held by an ApiKey of this namespace, or orphaned.
+    // Count keys carrying keysmith's tag: held by an ApiKey keysmith watches, or orphaned. Every hub on
+    // the same account (namespaced or cluster) sees the others' keys; none is an orphan while its
+    // ApiKey exists. The hub's own namespace is listed too, as its ApiKeys may be newer than the cache.
     let keys = client.list_keys().await.map_err(HubProblem::Provider)?;
-    let uids = api_key_uids(&Api::<ApiKey>::namespaced(ctx.client.clone(), ns))
-        .await
-        .map_err(|e| HubProblem::Client(HubClientError::Kube(e)))?;
+    let mut uids: HashSet<String> = ctx
+        .cluster
+        .keys(|_| true)
+        .iter()
+        .filter_map(|k| k.uid())
+        .collect();
+    if let Some(ns) = own_namespace {
+        uids.extend(
+            api_key_uids(&Api::<ApiKey>::namespaced(ctx.client.clone(), ns))
+                .await
+                .map_err(|e| HubProblem::Client(HubClientError::Kube(e)))?,
+        );
+    }
     let mut counts = KeyCounts::default();
     for key in &keys {
         match keysmith_providers::tag::tagged_uid(&key.name) {

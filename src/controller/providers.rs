@@ -153,6 +153,14 @@ impl ProviderCache {
         Ok(value)
     }
 
+    /// Forgets the credential read for the hub `uid`: its Secret changed, so the next use reads it again.
+    pub fn forget_credential(&self, uid: &str) {
+        self.credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
+
     /// The client of `hub`. With `require_credential` false a missing credential is tolerated (imports
     /// only need the key itself).
     pub async fn client(

@@ -18,8 +18,9 @@ use kube::{
 };
 
 use super::Context;
-use keysmith_api::well_known::{MANAGED_BY, MANAGED_BY_LABEL};
-use keysmith_api::{ApiKey, ModelHub};
+use k8s_openapi::api::core::v1::Namespace;
+use keysmith_api::well_known::{CREDENTIAL_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use keysmith_api::{ApiKey, ClusterModelHub, ModelHub};
 
 /// Written by `kubectl apply` (client side): a copy of the whole object, which no reconcile reads.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -157,6 +158,87 @@ pub(super) fn hubs(
             };
             futures::stream::iter(batch)
         })
+}
+
+/// The ClusterModelHubs to reconcile, cached through `writer` (the ApiKey reconciles read them from
+/// that cache). A change to a hub's spec or readiness also wakes the ApiKeys that use it, in every
+/// scope, once the cache holds it.
+pub(super) fn cluster_hubs(
+    api: Api<ClusterModelHub>,
+    selector: Option<String>,
+    writer: Writer<ClusterModelHub>,
+    ctx: Arc<Context>,
+) -> impl Stream<Item = Result<ClusterModelHub, watcher::Error>> + Send {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let config = match selector {
+        Some(labels) => watcher::Config::default().labels(&labels),
+        None => watcher::Config::default(),
+    };
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(|hub| hub.metadata.managed_fields = None);
+    let woken = ctx;
+    reconcilable(events, writer, |_| true).inspect(move |hub| {
+        let Ok(hub) = hub else { return };
+        let standing = super::hub_ref::as_model_hub(hub, &woken.settings.cluster_resource_namespace);
+        let inputs = format!("{}|{:?}", super::api_key::hub_inputs(&standing), hub.spec);
+        if seen.insert(hub.uid().unwrap_or_default(), inputs.clone()) != Some(inputs) {
+            let name = hub.name_any();
+            woken.cluster.wake(
+                &woken
+                    .cluster
+                    .keys(|k| k.spec.hub_ref.is_cluster() && k.spec.hub_ref.name == name),
+            );
+        }
+    })
+}
+
+/// Namespaces, cached through `writer` (metadata only) for the ClusterModelHubs' `allowedNamespaces`. A
+/// change of a namespace's labels wakes its ApiKeys that use a ClusterModelHub, and the hubs.
+pub(super) async fn namespaces(
+    api: Api<PartialObjectMeta<Namespace>>,
+    writer: Writer<PartialObjectMeta<Namespace>>,
+    ctx: Arc<Context>,
+) {
+    let mut seen: HashMap<String, std::collections::BTreeMap<String, String>> = HashMap::new();
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|ns| ns.metadata.managed_fields = None)
+        .reflect(writer)
+        .for_each(|event| {
+            if let Ok(Event::Apply(ns) | Event::InitApply(ns)) = &event {
+                let name = ns.name_any();
+                let labels = ns.labels().clone();
+                if let Some(before) = seen.insert(name.clone(), labels.clone())
+                    && before != labels
+                {
+                    let keys = ctx.cluster.keys(|k| {
+                        k.namespace().as_deref() == Some(name.as_str()) && k.spec.hub_ref.is_cluster()
+                    });
+                    let hubs: std::collections::BTreeSet<String> =
+                        keys.iter().map(|k| k.spec.hub_ref.name.clone()).collect();
+                    ctx.cluster.wake(&keys);
+                    for hub in hubs {
+                        ctx.cluster.wake_hub(&hub);
+                    }
+                }
+            }
+            ready(())
+        })
+        .await;
+}
+
+/// Changes to the credential Secrets keysmith protects (metadata only), for the hubs that use them.
+pub(super) fn credentials(
+    api: Api<PartialObjectMeta<Secret>>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
+    let config = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
+    let mut versions: HashMap<(Option<String>, String), Option<String>> = HashMap::new();
+    changes(watcher(api, config).default_backoff(), move |secret| {
+        // Only a new version: a relist brings every Secret again.
+        let at = (secret.namespace(), secret.name_any());
+        versions.insert(at, secret.resource_version()) != Some(secret.resource_version())
+    })
 }
 
 /// The controller's pause after an error from any of its watches: none, as each watch keeps its own.

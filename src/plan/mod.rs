@@ -2,6 +2,7 @@
 //! rotation and suspension. Nothing here performs I/O, so every branch is unit-tested without a
 //! cluster. The meaning of limits lives in `keysmith-limits`, shared with the gateway.
 
+pub mod quota;
 mod rotation;
 mod secret;
 mod settings;

@@ -282,15 +282,29 @@ async fn every_example_manifest_is_accepted() {
             if value.is_null() {
                 continue;
             }
-            let obj: DynamicObject = serde_json::from_value(value.clone()).unwrap();
+            let mut obj: DynamicObject = serde_json::from_value(value.clone()).unwrap();
             let kind = value["kind"].as_str().unwrap();
-            let resource = match kind {
-                "ApiKey" => ApiResource::erase::<ApiKey>(&()),
-                "ModelHub" => ApiResource::erase::<ModelHub>(&()),
-                "Secret" => ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+            let (resource, namespaced) = match kind {
+                "ApiKey" => (ApiResource::erase::<ApiKey>(&()), true),
+                "ModelHub" => (ApiResource::erase::<ModelHub>(&()), true),
+                "Secret" => (
+                    ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+                    true,
+                ),
+                "ClusterModelHub" => (ApiResource::erase::<keysmith_api::ClusterModelHub>(&()), false),
+                "Namespace" => (
+                    ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+                    false,
+                ),
                 other => panic!("unexpected kind {other} in {}", entry.display()),
             };
-            let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+            // Namespaced examples name their tenant namespace; the dry run goes to the test's.
+            obj.metadata.namespace = None;
+            let api: Api<DynamicObject> = if namespaced {
+                Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
+            } else {
+                Api::all_with(ns.client.clone(), &resource)
+            };
             api.create(
                 &PostParams {
                     dry_run: true,

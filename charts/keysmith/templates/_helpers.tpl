@@ -66,16 +66,30 @@ Combinations of values the schema cannot express. Included by the Deployment, so
 {{- end -}}
 
 {{- /* The rules the operator needs in every namespace it watches; rbac.yaml and the chart README explain each. */ -}}
+{{- define "keysmith.clusterRules" -}}
+# ClusterModelHubs: read them, patch to add and remove keysmith's finalizer, write their status.
+- apiGroups: ["keysmith.dev"]
+  resources: ["clustermodelhubs"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["keysmith.dev"]
+  resources: ["clustermodelhubs/status"]
+  verbs: ["patch"]
+# Namespaces (metadata): which ones a ClusterModelHub's allowedNamespaces selector lets in.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
+
 {{- define "keysmith.rules" -}}
 # Watch and read the keysmith resources. patch on apikeys adds and removes keysmith's finalizer (a JSON
 # patch of metadata.finalizers); RBAC cannot limit a patch to metadata, so it could write spec too.
 - apiGroups: ["keysmith.dev"]
   resources: ["apikeys"]
   verbs: ["get", "list", "watch", "patch"]
-# Hubs carry no finalizer: read only.
+# patch on modelhubs adds and removes keysmith's finalizer: a hub stays while ApiKeys use it.
 - apiGroups: ["keysmith.dev"]
   resources: ["modelhubs"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 # Status is written with server-side apply (a patch) and only there.
 - apiGroups: ["keysmith.dev"]
   resources: ["apikeys/status", "modelhubs/status"]
@@ -86,8 +100,9 @@ Combinations of values the schema cannot express. Included by the Deployment, so
   resources: ["apikeys/finalizers"]
   verbs: ["update"]
 # Secrets: get the management-key and import Secrets; list and watch (keysmith asks only for the Secrets
-# carrying its label, but RBAC cannot filter by label); create and patch the owned ones with server-side
-# apply. No update, no delete: an owned Secret is garbage-collected with its ApiKey.
+# carrying its labels, but RBAC cannot filter by label); create and patch the owned ones with server-side
+# apply, and patch a hub's credential Secret to hold keysmith's finalizer while a hub uses it. No update,
+# no delete: an owned Secret is garbage-collected with its ApiKey.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch"]

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    common::{SecretKeyRef, SecretSpec},
+    common::{DNS_SUBDOMAIN_RULE, SecretKeyRef, SecretSpec},
     limits::{Budget, Limits, ModelLimit, RateLimit, RequestLimits},
     status::{EffectiveLimits, PendingCreate, RotationStatus, Usage},
     time::{BadTime, StatusTime},
@@ -45,7 +45,8 @@ use super::{
 #[x_kube(validation = Rule::new("has(self.hubRef) && self.hubRef == oldSelf.hubRef").message("spec.hubRef is immutable; create a new ApiKey to use another hub"))]
 #[x_kube(validation = Rule::new("has(self.import) == has(oldSelf.import)").message("spec.import cannot be added or removed after creation; create a new ApiKey instead"))]
 pub struct ApiKeySpec {
-    /// The ModelHub (same namespace) whose account holds the key. Cannot be changed.
+    /// The hub whose account holds the key: a ModelHub of this namespace, or a ClusterModelHub
+    /// (`kind: ClusterModelHub`) that allows this namespace. Cannot be changed.
     pub hub_ref: HubRef,
     /// The key's name at the provider. Defaults to `<namespace>/<name>`. Changing it renames the key in
     /// place where the provider allows.
@@ -96,13 +97,35 @@ pub struct ApiKeySpec {
     pub deletion_policy: Option<DeletionPolicy>,
 }
 
-/// Reference to a ModelHub in the same namespace.
+/// Reference to the hub: a ModelHub in the same namespace, or a ClusterModelHub that allows this namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HubRef {
-    /// Name of the ModelHub.
+    /// `ModelHub` (in the same namespace; what an absent kind means) or `ClusterModelHub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<HubKind>,
+    /// Name of the hub.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(DNS_SUBDOMAIN_RULE).message("must be a Kubernetes object name: lower-case letters, digits, '-' and '.'"))]
     pub name: String,
+}
+
+impl HubRef {
+    /// Whether it names a ClusterModelHub.
+    pub fn is_cluster(&self) -> bool {
+        self.kind == Some(HubKind::ClusterModelHub)
+    }
+}
+
+// The kind of hub an ApiKey refers to. A `//` comment, not a doc comment: a type's doc would replace
+// the description of every field that uses it in the CRD.
+#[allow(missing_docs)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum HubKind {
+    /// A ModelHub in the ApiKey's namespace.
+    ModelHub,
+    /// A cluster-scoped ClusterModelHub.
+    ClusterModelHub,
 }
 
 /// An existing key to bring under management.
@@ -277,6 +300,8 @@ pub enum SuspensionReason {
     Expired,
     /// A limit only keysmith enforces was reached under `onLimitExceeded: Reject`.
     LimitExceeded,
+    /// The ClusterModelHub no longer allows the ApiKey's namespace.
+    HubNotAllowed,
 }
 
 impl SuspensionReason {
@@ -286,6 +311,7 @@ impl SuspensionReason {
             Self::Disabled => "Disabled",
             Self::Expired => "Expired",
             Self::LimitExceeded => "LimitExceeded",
+            Self::HubNotAllowed => "HubNotAllowed",
         }
     }
 }

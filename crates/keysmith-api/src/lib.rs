@@ -1,10 +1,12 @@
-//! The keysmith API, group `keysmith.dev`, version `v1alpha1`: `ModelHub` (an account at a provider)
-//! and `ApiKey` (one key in that account). Doc comments on every field become the descriptions that
-//! `kubectl explain` shows, so they are written for users.
+//! The keysmith API, group `keysmith.dev`, version `v1alpha1`: `ModelHub` (an account at a provider),
+//! `ClusterModelHub` (one shared by many namespaces) and `ApiKey` (one key in that account). Doc
+//! comments on every field become the descriptions that `kubectl explain` shows, so they are written
+//! for users.
 
 #![deny(missing_docs)]
 
 mod api_key;
+mod cluster_model_hub;
 mod common;
 pub mod conditions;
 mod limits;
@@ -15,8 +17,12 @@ pub mod time;
 pub mod well_known;
 
 pub use api_key::{
-    ApiKey, ApiKeySpec, ApiKeyStatus, DeletionPolicy, HubRef, ImportSpec, OnLimitExceeded, RestartTarget,
-    Rotation, Suspension, SuspensionReason, WorkloadKind,
+    ApiKey, ApiKeySpec, ApiKeyStatus, DeletionPolicy, HubKind, HubRef, ImportSpec, OnLimitExceeded,
+    RestartTarget, Rotation, Suspension, SuspensionReason, WorkloadKind,
+};
+pub use cluster_model_hub::{
+    AllowedNamespaces, ClusterModelHub, ClusterModelHubSpec, ClusterModelHubStatus, HubTotals,
+    NamespaceFigures, NamespaceQuota, QuotaBudget,
 };
 pub use common::{SecretDataKeys, SecretKeyRef, SecretSpec};
 pub use limits::{Budget, BudgetReset, Limits, ModelLimit, RateLimit, RequestLimits};
@@ -41,7 +47,7 @@ pub const FIELD_MANAGER: &str = "keysmith.dev/controller";
 
 /// Every CRD keysmith serves, in install order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![ModelHub::crd(), ApiKey::crd()]
+    vec![ModelHub::crd(), ClusterModelHub::crd(), ApiKey::crd()]
 }
 
 /// Renders the CRDs as one multi-document YAML stream (what `keysmith crds` prints and `crds/` holds).

@@ -55,8 +55,9 @@ pub struct ModelHubSpec {
     #[x_kube(validation = Rule::new(URL_RULE).message("must be an http:// or https:// URL"))]
     #[schemars(length(max = 2048))]
     pub inference_endpoint: Option<String>,
-    /// The Secret (same namespace) and key holding the provider's management, admin or provisioning
-    /// credential. Optional for hubs whose ApiKeys are all imported.
+    /// The Secret and key holding the provider's management, admin or provisioning credential: in the
+    /// hub's namespace, or for a ClusterModelHub in the operator's namespace. keysmith keeps it (a
+    /// finalizer) while the hub uses it. Optional for hubs whose ApiKeys are all imported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<SecretKeyRef>,
     /// OpenRouter account settings.

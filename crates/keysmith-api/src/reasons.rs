@@ -40,6 +40,10 @@ reasons! {
     Expired,
     /// The ModelHub named in `spec.hubRef` does not exist.
     HubNotFound,
+    /// The ClusterModelHub named in `spec.hubRef` does not allow the ApiKey's namespace.
+    HubNotAllowed,
+    /// Admitting the key would take its namespace past the ClusterModelHub's quota.
+    QuotaExceeded,
     /// The hub's credential Secret (or its key) is missing.
     HubCredentialsMissing,
     /// The target Secret exists and belongs to someone else.
@@ -114,6 +118,10 @@ reasons! {
     KeyRevoked,
     /// The ApiKey went while its hub or credential was missing: its key could not be revoked.
     RevokeSkipped,
+    /// A hub (or credential Secret) is being deleted and waits for the ApiKeys (or hubs) that use it.
+    InUse,
+    /// A quota on a ClusterModelHub is below what a namespace already holds.
+    QuotaOverrun,
     /// The provider cannot revoke an imported key.
     RevokeUnsupported,
     /// A restart target was rolled for a new key.

@@ -27,6 +27,14 @@ pub const RESTARTED_FOR_ANNOTATION: &str = "keysmith.dev/key-fingerprint";
 /// Finalizer on an ApiKey: its provider key is revoked (or left, per `deletionPolicy`) before the
 /// ApiKey goes.
 pub const APIKEY_FINALIZER: &str = "apikeys.keysmith.dev/cleanup";
+/// Finalizer on a ModelHub or ClusterModelHub: it stays while an ApiKey refers to it, so that every
+/// key can still be revoked through it, in whatever order things are deleted.
+pub const HUB_FINALIZER: &str = "keysmith.dev/hub-in-use";
+/// Finalizer on a hub's credential Secret: it stays while a hub refers to it.
+pub const CREDENTIAL_FINALIZER: &str = "keysmith.dev/credential-in-use";
+/// Label (value `true`) on a credential Secret that carries [`CREDENTIAL_FINALIZER`]: how keysmith finds
+/// and watches the Secrets it protects.
+pub const CREDENTIAL_LABEL: &str = "keysmith.dev/credential";
 
 /// Default data key for the key value.
 pub const DEFAULT_API_KEY_DATA_KEY: &str = "apiKey";

@@ -64,6 +64,8 @@ pub struct Run<'a> {
     /// For an import: the value to deliver, the value the import Secret holds, and what is known.
     pub import: Option<(SecretValue, SecretValue, ImportView)>,
     pub fresh_tag: String,
+    /// The ClusterModelHub no longer allows the key's namespace: the key must not work.
+    pub denied: bool,
 }
 
 /// What a finished sync delivers.
@@ -86,6 +88,7 @@ impl Run<'_> {
             recovered: self.recovered,
             import: self.import.as_ref().map(|(_, _, view)| view),
             fresh_tag: &self.fresh_tag,
+            denied: self.denied,
             now: self.ctx.clock.now(),
         }
     }
@@ -339,7 +342,7 @@ fn update_note(record: &KeyRecord, desired: &KeySettings, blocked: bool) -> (Rea
     match (record.settings.disabled, desired.disabled, blocked) {
         (false, true, true) => (
             Reason::KeyBlocked,
-            "a limit only keysmith enforces was reached (or the key expired): key disabled at the provider"
+            "keysmith disabled the key at the provider: a limit only it enforces was reached, the key expired, or its ClusterModelHub no longer allows this namespace"
                 .into(),
         ),
         (true, false, _) => (Reason::KeyRestored, "key enabled again at the provider".into()),

@@ -2,16 +2,16 @@
 
 use std::sync::Arc;
 
-use keysmith_api::{ApiKey, DeletionPolicy, ModelHub, reasons::Reason};
+use keysmith_api::{ApiKey, DeletionPolicy, reasons::Reason};
 use keysmith_providers::tag;
 use kube::{
-    Api, ResourceExt,
+    ResourceExt,
     runtime::{controller::Action, events::EventType},
 };
 use tracing::info;
 
 use crate::{
-    controller::{Context, Error, Result, providers::HubClientError},
+    controller::{Context, Error, Result, hub_ref, providers::HubClientError},
     plan,
 };
 
@@ -31,11 +31,8 @@ pub async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         info!(?policy, imported, "leaving the provider key in place");
         return Ok(Action::await_change());
     }
-    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
-    let hub = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&key.spec.hub_ref.name)
-        .await
-        .map_err(Error::kube("get ModelHub"))?;
+    // Whether the hub still allows the namespace does not matter here: the key is revoked either way.
+    let hub = hub_ref::resolve(&key, ctx).await?.map(|r| r.hub);
     let provider = match hub {
         Some(hub) => match ctx.providers.client(&ctx.client, &hub, true).await {
             Ok(client) => Some(client),

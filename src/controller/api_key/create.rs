@@ -16,7 +16,7 @@
 use keysmith_api::{
     ApiKeyStatus, CreateKind, PendingCreate,
     reasons::Reason,
-    well_known::{ISSUING_ANNOTATION, ROTATE_ANNOTATION},
+    well_known::{APIKEY_FINALIZER, ISSUING_ANNOTATION, ROTATE_ANNOTATION},
 };
 use keysmith_limits::operator_expired;
 use keysmith_providers::{CreatedKey, KeyRecord, tag};
@@ -172,14 +172,16 @@ impl Run<'_> {
         status: &mut ApiKeyStatus,
         call: impl Future<Output = keysmith_providers::Result<CreatedKey>>,
     ) -> SyncResult<CreatedKey> {
-        let first = !finalizer::present(self.key);
+        let first = !finalizer::present(self.key, APIKEY_FINALIZER);
         let tag = marker.tag.clone();
         let marked = async {
             // Conditional on the version this decision was made from: a cache that missed an earlier
             // marker (the apiserver went away before its watch event arrived) must not create twice.
             if first {
                 let api = self.api()?;
-                let written = finalizer::add(&api, self.key, Some((ISSUING_ANNOTATION, &tag))).await?;
+                let written =
+                    finalizer::add(&api, self.key, APIKEY_FINALIZER, Some((ISSUING_ANNOTATION, &tag)))
+                        .await?;
                 self.ctx.wrote(&self.key.uid().unwrap_or_default(), written);
             } else {
                 status.pending_create = Some(marker);

@@ -64,6 +64,8 @@ pub struct Observed<'a> {
     pub import: Option<&'a ImportView>,
     /// A tag for a key whose provider-side name lost keysmith's.
     pub fresh_tag: &'a str,
+    /// The key's ClusterModelHub no longer allows its namespace: the key must not work.
+    pub denied: bool,
     /// Now.
     pub now: Timestamp,
 }
@@ -240,16 +242,20 @@ fn overlap_over(status: &ApiKeyStatus, now: Timestamp) -> bool {
 
 /// Why the key must not work where the provider cannot disable it, judged by `usage`.
 fn must_stop(o: &Observed<'_>, usage: &keysmith_api::Usage) -> Option<SuspensionReason> {
+    if o.denied && o.caps.disable == Enforcement::Operator {
+        return Some(SuspensionReason::HubNotAllowed);
+    }
     let breaches = breaches(o.key, o.hub, usage, &o.caps);
     plan::suspension_reason(o.key, &breaches, &o.caps, o.now)
 }
 
 /// `desired` with `disabled` forced on while keysmith itself must stop the key (a limit only it
-/// enforces, or an expiry the provider does not hold); the flag says whether it is.
+/// enforces, an expiry the provider does not hold, a hub that no longer allows the namespace); the
+/// flag says whether it is.
 fn enforced(o: &Observed<'_>, mut desired: KeySettings, usage: &KeyUsage) -> (KeySettings, bool) {
     let usage = usage_status(usage, budget_reset_in_force(o.key, o.hub), o.now);
     let breaches = breaches(o.key, o.hub, &usage, &o.caps);
-    let blocked = operator_blocks(o.key, &breaches, &o.caps, o.now);
+    let blocked = operator_blocks(o.key, &breaches, &o.caps, o.now) || o.denied;
     desired.disabled |= blocked;
     (desired, blocked)
 }

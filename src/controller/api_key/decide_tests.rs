@@ -25,6 +25,7 @@ struct World {
     record: Record,
     recovered: bool,
     import: Option<ImportView>,
+    denied: bool,
 }
 
 fn caps(e: Enforcement) -> Capabilities {
@@ -68,7 +69,14 @@ impl World {
             record: Record::Unread,
             recovered: false,
             import: None,
+            denied: false,
         }
+    }
+
+    /// Its ClusterModelHub no longer allows its namespace.
+    fn denied(mut self) -> Self {
+        self.denied = true;
+        self
     }
 
     /// A live key `k1` whose value the Secret holds and whose record matches the spec.
@@ -127,6 +135,7 @@ impl World {
             recovered: self.recovered,
             import: self.import.as_ref(),
             fresh_tag: TAG,
+            denied: self.denied,
             now: NOW.parse::<Timestamp>().unwrap(),
         })
     }
@@ -367,4 +376,38 @@ fn only_preparatory_steps_ask_again() {
         Step::Validate,
     ];
     assert!(last.iter().all(Step::is_final));
+}
+
+#[test]
+fn a_namespace_its_hub_no_longer_allows_has_its_key_switched_off_not_deleted() {
+    match World::new(serde_json::json!({})).live().denied().decide() {
+        Step::Update { desired, blocked } => assert!(desired.disabled && blocked),
+        other => panic!("expected the key disabled in place, got {other:?}"),
+    }
+}
+
+#[test]
+fn where_keys_cannot_be_disabled_a_denied_key_is_revoked_and_comes_back_once_allowed() {
+    let step = World::new(serde_json::json!({}))
+        .live()
+        .revoking()
+        .denied()
+        .decide();
+    assert_eq!(
+        step,
+        Step::Suspend {
+            why: SuspensionReason::HubNotAllowed,
+            report_usage: true
+        }
+    );
+    let mut world = World::new(serde_json::json!({})).revoking().suspended(None);
+    if let Some(s) = world.status.suspended.as_mut() {
+        s.reason = SuspensionReason::HubNotAllowed;
+    }
+    assert_eq!(world.denied().decide(), Step::StaySuspended);
+    let mut world = World::new(serde_json::json!({})).revoking().suspended(None);
+    if let Some(s) = world.status.suspended.as_mut() {
+        s.reason = SuspensionReason::HubNotAllowed;
+    }
+    assert_eq!(world.decide(), Step::Restore);
 }

@@ -21,15 +21,25 @@ mod report;
 
 use std::{sync::Arc, time::Duration};
 
-use keysmith_api::{ApiKey, ApiKeyStatus, ModelHub, conditions, well_known::ROTATE_ANNOTATION};
+use keysmith_api::{
+    ApiKey, ApiKeyStatus, ClusterModelHub, ModelHub, conditions,
+    well_known::{APIKEY_FINALIZER, HUB_FINALIZER, ROTATE_ANNOTATION},
+};
 use kube::{Api, ResourceExt, runtime::controller::Action};
 use tracing::{info, instrument, warn};
 
 pub use problem::Problem;
 
 use self::observe::Target;
-use super::{Context, Error, Result, finalizer, requeue};
-use crate::{metrics::KeyFigures, plan};
+use super::{
+    Context, Error, Result, finalizer,
+    hub_ref::{self, Access, Resolved},
+    requeue,
+};
+use crate::{
+    metrics::KeyFigures,
+    plan::{self, quota::Claim},
+};
 
 /// Result of a sync.
 type SyncResult<T> = std::result::Result<T, Problem>;
@@ -52,18 +62,22 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
         // reconcile of its own (see `triggers`), so look again once it has arrived.
         return Ok(requeue(CATCH_UP));
     }
-    let guarded = finalizer::present(&key);
+    let guarded = finalizer::present(&*key, APIKEY_FINALIZER);
     if key.metadata.deletion_timestamp.is_some() {
         if guarded {
             cleanup::cleanup(key.clone(), &ctx).await?;
-            finalizer::remove(&api, &key).await?;
+            finalizer::remove(&api, &*key, APIKEY_FINALIZER).await?;
+            if key.spec.hub_ref.is_cluster() {
+                // A slot of the namespace's quota is free: the hub admits whoever waits for it.
+                ctx.cluster.wake_hub(&key.spec.hub_ref.name);
+            }
         }
         return Ok(Action::await_change());
     }
     if !guarded && !plan::first_key_pending(&key) {
         // Before keysmith touches anything at the provider. A first key gets the finalizer together
         // with its create marker instead, one write fewer (see `act`).
-        return match finalizer::add(&api, &key, None).await {
+        return match finalizer::add(&api, &*key, APIKEY_FINALIZER, None).await {
             Ok(_) => Ok(Action::await_change()),
             Err(e) if e.is_conflict() => Ok(requeue(CATCH_UP)),
             Err(e) => Err(e),
@@ -88,7 +102,15 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     // provider again before the object is due: otherwise a key whose spend moves would loop. The
     // Secret's version is known from keysmith's own writes and the Secret watch, so a reconcile with
     // nothing to do asks the API server for nothing.
-    let hub = observe::hub(&key, ctx).await?;
+    let hub = hub_ref::resolve(&key, ctx).await?;
+    if let Some(resolved) = &hub {
+        match protect_hub(&key, ctx, &resolved.hub).await {
+            // A conflict: the hub changed meanwhile, most likely another key's reconcile (or the hub's
+            // own) adding the same finalizer. Waiting for it would hold up every key of a new hub.
+            Err(e) if !e.is_conflict() => return Err(e),
+            _ => {}
+        }
+    }
     let spec_and_hub = inputs_fingerprint(&key, hub.as_ref());
     let uid = key.uid().unwrap_or_default();
     let inputs = || format!("{spec_and_hub}|{:?}", ctx.secret_seen(&uid));
@@ -113,7 +135,7 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     let now = ctx.now();
     status.observed_generation = key.metadata.generation;
     let delay = match (&outcome, &hub) {
-        (Ok(()), Some(hub)) => {
+        (Ok(()), Some(Resolved { hub, .. })) => {
             ctx.succeeded(&uid);
             let ns = key.namespace().ok_or(Error::MissingNamespace)?;
             super::restart::restart_targets(&key, ctx, &ns, &mut status).await?;
@@ -122,7 +144,12 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
         (Err(problem), _) => {
             ctx.metrics.reconcile_error(CONTROLLER, problem.reason());
             report::failed(&key, problem, &mut status, &now);
-            ctx.backoff(&uid, ctx.settings.default_usage_interval)
+            if matches!(problem, Problem::QuotaExceeded(_)) {
+                // Nothing changes at the provider while a key waits for room; a freed slot wakes it.
+                ctx.settings.default_usage_interval
+            } else {
+                ctx.backoff(&uid, ctx.settings.default_usage_interval)
+            }
         }
         (Ok(()), None) => ctx.settings.default_usage_interval,
     };
@@ -134,6 +161,10 @@ async fn apply(key: Arc<ApiKey>, ctx: &Arc<Context>, api: &Api<ApiKey>) -> Resul
     // Status is written only when something changed, so a quiet key costs no writes.
     if status != before {
         ctx.write_key_status(api, &key, None, &status).await?;
+        if key.spec.hub_ref.is_cluster() {
+            // Its figures (keys, allocation, spend) are the cluster hub's status.
+            ctx.cluster.wake_hub(&key.spec.hub_ref.name);
+        }
     }
     // Taken after the sync: keysmith's own Secret write is no new input.
     ctx.remember(&uid, inputs(), delay);
@@ -146,11 +177,33 @@ async fn sync(
     key: &ApiKey,
     ctx: &Arc<Context>,
     status: &mut ApiKeyStatus,
-    hub: Option<&ModelHub>,
+    hub: Option<&Resolved>,
     target: Target,
 ) -> SyncResult<()> {
-    let hub = hub.ok_or_else(|| Problem::HubNotFound(key.spec.hub_ref.name.clone()))?;
-    let run = observe::gather(key, ctx, hub, target, status).await?;
+    let name = || key.spec.hub_ref.name.clone();
+    let Some(Resolved { hub, access }) = hub else {
+        return Err(if key.spec.hub_ref.is_cluster() {
+            Problem::ClusterHubNotFound(name())
+        } else {
+            Problem::HubNotFound(name())
+        });
+    };
+    // Refusals come before any provider call: nothing is minted for a key that may not have one.
+    if hub.metadata.deletion_timestamp.is_some() && !Claim::of(key, hub).holds_key {
+        let kind = if key.spec.hub_ref.is_cluster() {
+            "ClusterModelHub"
+        } else {
+            "ModelHub"
+        };
+        return Err(Problem::HubDeleting(format!("{kind} {:?}", name())));
+    }
+    let denied = match access {
+        Access::Allowed => false,
+        Access::OverQuota(why) => return Err(Problem::QuotaExceeded(why.clone())),
+        Access::NotAllowed if !Claim::of(key, hub).holds_key => return Err(Problem::HubNotAllowed(name())),
+        Access::NotAllowed => true,
+    };
+    let run = observe::gather(key, ctx, hub, target, status, denied).await?;
     status.secret_name = Some(plan::secret_name(key));
     let caps = run.caps.clone();
     let delivered = run.sync(status).await?;
@@ -162,18 +215,38 @@ async fn sync(
         // No live key on purpose (a suspension): nothing new to report.
         None => keysmith_limits::usage_while_suspended(status, now),
     };
-    report::synced(key, hub, &caps, usage, status, &ctx.now());
+    report::synced(key, hub, &caps, usage, status, denied, &ctx.now());
+    Ok(())
+}
+
+/// Puts keysmith's finalizer on the hub before anything is minted through it, so that the hub outlives
+/// every key it holds (the hub's own reconcile adds it too, but may come later than a key created
+/// with it). A hub being deleted cannot take a finalizer any more; keys then get none through it.
+async fn protect_hub(key: &ApiKey, ctx: &Context, hub: &ModelHub) -> Result<()> {
+    if hub.metadata.deletion_timestamp.is_some() || finalizer::present(hub, HUB_FINALIZER) {
+        return Ok(());
+    }
+    if key.spec.hub_ref.is_cluster() {
+        if let Some(cluster_hub) = ctx.cluster.hub(&key.spec.hub_ref.name) {
+            let api = Api::<ClusterModelHub>::all(ctx.client.clone());
+            finalizer::add(&api, &*cluster_hub, HUB_FINALIZER, None).await?;
+        }
+        return Ok(());
+    }
+    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
+    let api = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns);
+    finalizer::add(&api, hub, HUB_FINALIZER, None).await?;
     Ok(())
 }
 
 /// What a reconcile depends on besides time and the Secret: the spec (generation), the rotate
 /// request and the hub's spec and readiness. Status and usage are outputs, so they are left out.
-fn inputs_fingerprint(key: &ApiKey, hub: Option<&ModelHub>) -> String {
+fn inputs_fingerprint(key: &ApiKey, hub: Option<&Resolved>) -> String {
     format!(
         "{:?}|{:?}|{:?}",
         key.metadata.generation,
         key.annotations().get(ROTATE_ANNOTATION),
-        hub.map(hub_inputs),
+        hub.map(|r| (hub_inputs(&r.hub), &r.access)),
     )
 }
 

@@ -32,19 +32,6 @@ pub enum Target {
     Unread,
 }
 
-/// The hub, from memory, or else the watch cache: never older than the watch event that brought
-/// this reconcile. A hub a moment stale is harmless; its next change triggers another reconcile.
-pub async fn hub(key: &ApiKey, ctx: &Context) -> Result<Option<ModelHub>> {
-    let ns = key.namespace().ok_or(Error::MissingNamespace)?;
-    if let Some(hub) = ctx.hubs.get(&ns, &key.spec.hub_ref.name) {
-        return Ok(Some(ModelHub::clone(&hub)));
-    }
-    let hubs = Api::<ModelHub>::namespaced(ctx.client.clone(), &ns);
-    get_cached(&hubs, &key.spec.hub_ref.name)
-        .await
-        .map_err(Error::kube("get ModelHub"))
-}
-
 /// The target Secret. A cache that missed keysmith's own write would make a held key look lost and
 /// have it replaced, so the watch cache is trusted only when it shows the version keysmith last wrote
 /// (a later change by someone else brings its own reconcile); otherwise the read goes to etcd. An
@@ -85,6 +72,7 @@ pub async fn gather<'a>(
     hub: &'a ModelHub,
     target: Target,
     status: &ApiKeyStatus,
+    denied: bool,
 ) -> SyncResult<Run<'a>> {
     let ns = key.namespace().ok_or(Error::MissingNamespace)?;
     status
@@ -140,6 +128,7 @@ pub async fn gather<'a>(
             &key.uid().ok_or(Error::MissingUid)?,
             &format!("{:08x}", rand::random::<u32>()),
         ),
+        denied,
     };
     if importing {
         run.import = Some(import(&run, status).await?);

@@ -10,6 +10,20 @@ pub enum Problem {
     /// The hub does not exist.
     #[error("ModelHub {0:?} not found in this namespace")]
     HubNotFound(String),
+    /// The hub is being deleted: no new key is issued through it.
+    #[error("{0} is being deleted; no new key is issued through it")]
+    HubDeleting(String),
+    /// The cluster hub does not exist.
+    #[error("ClusterModelHub {0:?} not found")]
+    ClusterHubNotFound(String),
+    /// The cluster hub does not allow the namespace; nothing was minted.
+    #[error(
+        "ClusterModelHub {0:?} does not allow this namespace (spec.allowedNamespaces); no key was issued"
+    )]
+    HubNotAllowed(String),
+    /// Admitting the key would break the namespace's quota; nothing was minted.
+    #[error("ClusterModelHub quota: {0}; no key was issued")]
+    QuotaExceeded(String),
     /// The hub's client could not be built.
     #[error("ModelHub {hub:?} cannot be used: {source}")]
     Hub {
@@ -47,7 +61,11 @@ impl Problem {
     /// Condition and Event reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::HubNotFound(_) => Reason::HubNotFound.as_str(),
+            Self::HubNotFound(_) | Self::ClusterHubNotFound(_) | Self::HubDeleting(_) => {
+                Reason::HubNotFound.as_str()
+            }
+            Self::HubNotAllowed(_) => Reason::HubNotAllowed.as_str(),
+            Self::QuotaExceeded(_) => Reason::QuotaExceeded.as_str(),
             Self::Hub { source, .. } => match source {
                 HubClientError::NoCredentialsRef | HubClientError::CredentialsMissing { .. } => {
                     Reason::HubCredentialsMissing.as_str()

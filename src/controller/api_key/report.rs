@@ -39,6 +39,7 @@ pub fn synced(
     caps: &Capabilities,
     usage: Usage,
     status: &mut ApiKeyStatus,
+    denied: bool,
     now: &Time,
 ) {
     let generation = key.metadata.generation;
@@ -75,6 +76,7 @@ pub fn synced(
         &breaches,
         status.suspended.is_some(),
         expired_at.is_some(),
+        denied,
     );
     set(&mut status.conditions, conditions::READY, ready);
     status.usage = Some(usage);
@@ -159,6 +161,7 @@ pub fn ready(
     breaches: &[Breach],
     revoked: bool,
     expired: bool,
+    denied: bool,
 ) -> Verdict {
     let disabled = key.spec.disabled.unwrap_or(false);
     // Rejected at the limit by whoever enforces it: the key does not work until the window resets.
@@ -167,12 +170,18 @@ pub fn ready(
             .iter()
             .any(|b| matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator));
     // Each check, in order, with what it ensures; the first that holds names the reason.
-    let chain: [(bool, Reason, &str); 6] = [
+    let chain: [(bool, Reason, &str); 7] = [
         // An expired key does not work, whoever holds the expiry.
         (
             expired,
             Reason::Expired,
             "the key has expired; its Secret is kept",
+        ),
+        // Switched off because its ClusterModelHub no longer allows the namespace.
+        (
+            denied,
+            Reason::HubNotAllowed,
+            "the ClusterModelHub no longer allows this namespace: the key is disabled (revoked where the provider cannot disable keys) and its Secret kept; it works again once the namespace is allowed",
         ),
         // The spec asks for something that is not so, and Ready would hide it.
         (

@@ -84,15 +84,15 @@ fn every_ready_reason_has_its_row() {
         (&use_anyway, p, &over, false, false, true, Reason::KeyReady),
     ];
     for (k, disable, breaches, revoked, expired, ready_, reason) in rows {
-        let v = ready(k, &caps(disable), breaches, revoked, expired);
+        let v = ready(k, &caps(disable), breaches, revoked, expired, false);
         assert_eq!((v.status, v.reason), (ready_, reason), "{v:?}");
         assert!(!v.message.is_empty());
     }
     assert!(
-        ready(&plain, &caps(p), &advisory, false, false).status,
+        ready(&plain, &caps(p), &advisory, false, false, false).status,
         "a limit nobody enforces does not stop the key"
     );
-    let revoked = ready(&plain, &caps(Enforcement::Operator), &over, true, false);
+    let revoked = ready(&plain, &caps(Enforcement::Operator), &over, true, false, false);
     assert!(revoked.message.contains("revoked"), "{}", revoked.message);
 }
 

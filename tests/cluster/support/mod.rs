@@ -123,6 +123,13 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<(), String> {
 /// An admin client for the local control plane. Each test builds its own: a client's connection
 /// pool belongs to the Tokio runtime that created it, and every `#[tokio::test]` has its own runtime.
 pub async fn client() -> Client {
+    // `KEYSMITH_TEST_LOG=keysmith=debug` shows the in-process operators' logs (with `--nocapture`).
+    if let Ok(filter) = std::env::var("KEYSMITH_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     client_for(kubeconfig()).await
 }
 
@@ -196,10 +203,12 @@ impl Drop for TestNamespace {
             ])
             .env("KUBECONFIG", &self.kubeconfig)
             .output();
-        // The operator of the test is gone: ApiKeys left holding keysmith's finalizer would keep the
-        // namespace terminating, and the namespace controller retrying it would load every later test.
+        // The operator of the test is gone: ApiKeys, hubs and credential Secrets left holding keysmith's
+        // finalizers would keep the namespace terminating, and the namespace controller retrying it
+        // would load every later test.
         let script = format!(
-            "kubectl=\"$1\"; \"$kubectl\" get apikeys -n {ns} -o name 2>/dev/null | \
+            "kubectl=\"$1\"; {{ \"$kubectl\" get apikeys,modelhubs -n {ns} -o name; \
+             \"$kubectl\" get secrets -n {ns} -l keysmith.dev/credential=true -o name; }} 2>/dev/null | \
              xargs -r -n 50 \"$kubectl\" patch -n {ns} --type=merge -p '{{\"metadata\":{{\"finalizers\":null}}}}'",
             ns = self.name
         );

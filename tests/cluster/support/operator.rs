@@ -18,6 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::{TestNamespace, eventually};
 
+/// Label that assigns a ClusterModelHub to the test (namespace) whose operator reconciles it.
+pub const TEST_LABEL: &str = "keysmith.dev/test";
+
 /// The management key the simulator accepts.
 pub const MANAGEMENT_KEY: &str = "sk-or-v1-management-test-key-0000000000000000000000000000000000";
 
@@ -182,10 +185,25 @@ impl Scene {
 
     /// The same, deciding with `clock` (share it with the simulator to cross windows and expiries).
     pub fn start_operator_with_clock(&mut self, clock: Clock) {
-        let settings = Settings {
+        let settings = self.settings();
+        let scope = Scope::Namespaces(vec![self.ns.name.clone()]);
+        self.start_operator_with(settings, scope, clock);
+    }
+
+    /// The settings tests run the operator with. The test namespace stands for the operator's own,
+    /// and only the ClusterModelHubs labelled for this test are this operator's: tests run side by
+    /// side on one control plane.
+    pub fn settings(&self) -> Settings {
+        Settings {
             default_usage_interval: Duration::from_secs(2),
             error_backoff_base: Duration::from_millis(500),
-        };
+            cluster_resource_namespace: self.ns.name.clone(),
+            cluster_hub_selector: Some(format!("{TEST_LABEL}={}", self.ns.name)),
+        }
+    }
+
+    /// Starts the controllers with `settings`, watching `scope`.
+    pub fn start_operator_with(&mut self, settings: Settings, scope: Scope, clock: Clock) {
         let metrics = Arc::new(keysmith::metrics::Metrics::default());
         // The clients take "now" from the same clock, so the report windows they ask the
         // simulators for are the ones the simulators (and the controller) are in.
@@ -196,7 +214,6 @@ impl Scene {
             metrics,
             clock,
         );
-        let scope = Scope::Namespaces(vec![self.ns.name.clone()]);
         let run = controller::run(ctx, scope, 4, std::future::pending(), || ());
         self.operator = Some(tokio::spawn(run));
     }
@@ -271,6 +288,11 @@ impl Scene {
             // An environment variable, not a flag, so that callers can choose a port.
             .env("KEYSMITH_HEALTH_ADDR", "127.0.0.1:0")
             .env("KEYSMITH_USAGE_INTERVAL", "2s")
+            .env("KEYSMITH_CLUSTER_RESOURCE_NAMESPACE", &self.ns.name)
+            .env(
+                "KEYSMITH_CLUSTER_HUB_SELECTOR",
+                format!("{TEST_LABEL}={}", self.ns.name),
+            )
             .env("RUST_LOG", "info")
             .kill_on_drop(true);
         // Appended so that a restarted operator continues the same file; a failing wait prints it.

@@ -1,0 +1,118 @@
+//! No provider key outlives its owner, whatever order things are deleted in: a hub stays while ApiKeys
+//! use it, and its credential Secret while a hub uses it, so every key whose `deletionPolicy` is
+//! `Delete` is revoked before they go. The deletions come from the namespace controller of the real
+//! kube-controller-manager and from one `kubectl delete -f`.
+
+use std::time::Duration;
+
+use crate::support::{delete_namespace_and_wait, eventually, operator::Env, repo_root};
+use keysmith_api::{ApiKey, ModelHub};
+use serde_json::json;
+
+fn live(env: &Env) -> usize {
+    env.sim.keys().iter().filter(|k| !k.deleted).count()
+}
+
+#[tokio::test]
+async fn deleting_the_namespace_revokes_every_key_and_leaves_orphans_alone() {
+    let env = Env::with_operator("del-ns").await;
+    // Usage read every minute, not every 2 s as in most tests: 21 keys polled every 2 s through one
+    // hub's rate limiter would be more reconciles than the operator's 4 workers run, and the keys
+    // still waiting for their first could wait long (the controller runtime serves them unfairly).
+    env.apply_hub("or", json!({"usageRefreshInterval": "60s"})).await;
+    let names = env.apply_keys("k", 20, "or").await;
+    env.apply_key(
+        "kept",
+        json!({"hubRef": {"name": "or"}, "deletionPolicy": "Orphan"}),
+    )
+    .await;
+    let mut all = names.clone();
+    all.push("kept".to_owned());
+    env.wait_all_ready(&all, Duration::from_secs(120)).await;
+    assert_eq!(live(&env), 21);
+    let kept = env
+        .ns
+        .api::<ApiKey>()
+        .get("kept")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .key_id
+        .unwrap();
+
+    // The hub and its credential carry keysmith's finalizers while in use.
+    let hub = env.ns.api::<ModelHub>().get("or").await.unwrap();
+    assert!(
+        hub.metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == "keysmith.dev/hub-in-use")
+    );
+
+    // The namespace controller deletes hub, Secret and keys in an order of its own.
+    delete_namespace_and_wait(&env.ns.client, &env.ns.name).await;
+    assert_eq!(
+        live(&env),
+        1,
+        "every Delete-policy key revoked, the Orphan one left"
+    );
+    assert!(!env.sim.key(&kept).unwrap().deleted);
+}
+
+#[tokio::test]
+async fn kubectl_delete_of_one_file_with_secret_hub_and_keys_revokes_them_all() {
+    let env = Env::with_operator("del-file").await;
+    // One file, Secret first, as users write it: kubectl deletes in file order.
+    let file = std::env::temp_dir().join(format!("{}.yaml", env.ns.name));
+    let mut yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: mgmt}}\nstringData: {{key: {}}}\n---\n\
+         apiVersion: keysmith.dev/v1alpha1\nkind: ModelHub\nmetadata: {{name: hub}}\n\
+         spec: {{provider: openrouter, endpoint: '{}', credentialsRef: {{name: mgmt, key: key}}}}\n",
+        crate::support::operator::MANAGEMENT_KEY,
+        env.running.base_url
+    );
+    for i in 0..3 {
+        yaml.push_str(&format!(
+            "---\napiVersion: keysmith.dev/v1alpha1\nkind: ApiKey\nmetadata: {{name: key-{i}}}\nspec: {{hubRef: {{name: hub}}}}\n"
+        ));
+    }
+    std::fs::write(&file, yaml).unwrap();
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new(repo_root().join("hack/kubectl"))
+            .args(args)
+            .args(["-n", &env.ns.name, "-f"])
+            .arg(&file)
+            .env("KUBECONFIG", &env.ns.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    kubectl(&["apply"]);
+    let names: Vec<String> = (0..3).map(|i| format!("key-{i}")).collect();
+    env.wait_all_ready(&names, Duration::from_secs(60)).await;
+    assert_eq!(live(&env), 3);
+
+    kubectl(&["delete", "--wait=false"]);
+    eventually("every key revoked", Duration::from_secs(60), || async {
+        (live(&env) == 0).then_some(())
+    })
+    .await;
+    eventually("hub and Secret gone", Duration::from_secs(60), || async {
+        let hub = env.ns.api::<ModelHub>().get_opt("hub").await.unwrap();
+        let secret = env
+            .ns
+            .api::<k8s_openapi::api::core::v1::Secret>()
+            .get_opt("mgmt")
+            .await
+            .unwrap();
+        (hub.is_none() && secret.is_none()).then_some(())
+    })
+    .await;
+    let _ = std::fs::remove_file(file);
+}
