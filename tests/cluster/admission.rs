@@ -2,7 +2,7 @@
 //! a message naming the field. Runs against the real apiserver with the CRDs from `crds/`.
 
 use crate::support::TestNamespace;
-use keysmith_api::{ApiKey, ModelHub};
+use keysmith_api::{ApiKey, ClusterModelHub, ModelHub};
 use kube::{
     Api,
     api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams},
@@ -17,11 +17,12 @@ fn object(kind: &str, name: &str, spec: Value) -> DynamicObject {
 }
 
 fn api(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
-    let resource = match kind {
-        "ApiKey" => ApiResource::erase::<ApiKey>(&()),
-        _ => ApiResource::erase::<ModelHub>(&()),
-    };
-    Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
+    match kind {
+        "ApiKey" => Api::namespaced_with(ns.client.clone(), &ns.name, &ApiResource::erase::<ApiKey>(&())),
+        // Cluster-scoped; every case of it is refused, so nothing is left behind.
+        "ClusterModelHub" => Api::all_with(ns.client.clone(), &ApiResource::erase::<ClusterModelHub>(&())),
+        _ => Api::namespaced_with(ns.client.clone(), &ns.name, &ApiResource::erase::<ModelHub>(&())),
+    }
 }
 
 /// Creates the object and returns the apiserver's rejection message.
@@ -211,6 +212,42 @@ async fn malformed_manifests_are_rejected_with_messages_naming_the_field() {
             "ModelHub",
             json!({"provider": "openai", "openai": {}}),
             &["spec.openai.projectId", "Required value"],
+        ),
+        // Accepted before, yet could never work or would leak a credential into logs and status.
+        (
+            "ApiKey",
+            json!({"hubRef": {"name": "My_Hub"}}),
+            &["spec.hubRef.name", "Kubernetes object name"],
+        ),
+        (
+            "ApiKey",
+            key(json!({"rotation": {"restartTargets": [{"kind": "Deployment", "name": "Web_App"}]}})),
+            &["spec.rotation.restartTargets[0].name", "Kubernetes object name"],
+        ),
+        (
+            "ModelHub",
+            json!({"provider": "openrouter", "openai": {"projectId": "proj_1"}}),
+            &["spec.openai", "provider openai only"],
+        ),
+        (
+            "ModelHub",
+            json!({"provider": "openai", "google": {"project": "p"}}),
+            &["spec.google", "provider google only"],
+        ),
+        (
+            "ModelHub",
+            json!({"provider": "openrouter", "endpoint": "https://user:pass@openrouter.example/api/v1"}),
+            &["spec.endpoint", "user or password"],
+        ),
+        (
+            "ModelHub",
+            json!({"provider": "openaiCompatible", "inferenceEndpoint": "http://token@llm.example:8000/v1"}),
+            &["spec.inferenceEndpoint", "user or password"],
+        ),
+        (
+            "ClusterModelHub",
+            json!({"provider": "openrouter", "anthropic": {}, "allowedNamespaces": {"names": ["a"]}}),
+            &["spec.anthropic", "provider anthropic only"],
         ),
     ];
     assert!(cases.len() >= 20);

@@ -183,6 +183,7 @@ pub struct RestartTarget {
     /// `Deployment`, `StatefulSet` or `DaemonSet`.
     pub kind: WorkloadKind,
     /// Name of the workload (same namespace as the ApiKey).
+    #[x_kube(validation = Rule::new(DNS_SUBDOMAIN_RULE).message("must be a Kubernetes object name: lower-case letters, digits, '-' and '.'"))]
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }

@@ -38,6 +38,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.openrouter) || self.provider == 'openrouter'").message("spec.openrouter applies to provider openrouter only; remove it or fix spec.provider").field_path(".openrouter"))]
+#[x_kube(validation = Rule::new("!has(self.openai) || self.provider == 'openai'").message("spec.openai applies to provider openai only; remove it or fix spec.provider").field_path(".openai"))]
+#[x_kube(validation = Rule::new("!has(self.anthropic) || self.provider == 'anthropic'").message("spec.anthropic applies to provider anthropic only; remove it or fix spec.provider").field_path(".anthropic"))]
+#[x_kube(validation = Rule::new("!has(self.google) || self.provider == 'google'").message("spec.google applies to provider google only; remove it or fix spec.provider").field_path(".google"))]
 pub struct ModelHubSpec {
     /// The provider: `openrouter`, `openai`, `aixplain`, `anthropic`, `digitalocean`, `together`, `google` or
     /// `openaiCompatible`. Cannot be changed once set.
@@ -47,12 +51,14 @@ pub struct ModelHubSpec {
     /// air-gapped installations point it elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(URL_RULE).message("must be an http:// or https:// URL"))]
+    #[x_kube(validation = Rule::new(NO_USERINFO_RULE).message(NO_USERINFO_MESSAGE))]
     #[schemars(length(max = 2048))]
     pub endpoint: Option<String>,
     /// Base URL that clients call with the key. Written into each ApiKey's Secret (data key `baseUrl`) and
     /// used to validate imported keys. Defaults to the provider's public inference URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(URL_RULE).message("must be an http:// or https:// URL"))]
+    #[x_kube(validation = Rule::new(NO_USERINFO_RULE).message(NO_USERINFO_MESSAGE))]
     #[schemars(length(max = 2048))]
     pub inference_endpoint: Option<String>,
     /// The Secret and key holding the provider's management, admin or provisioning credential: in the
@@ -195,6 +201,7 @@ pub struct GoogleHub {
     /// OAuth2 token endpoint for the service-account credential (default Google's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(URL_RULE).message("must be an http:// or https:// URL"))]
+    #[x_kube(validation = Rule::new(NO_USERINFO_RULE).message(NO_USERINFO_MESSAGE))]
     #[schemars(length(max = 2048))]
     pub token_endpoint: Option<String>,
 }
@@ -260,3 +267,7 @@ pub struct ModelHubStatus {
 
 /// CEL: an http or https URL.
 const URL_RULE: &str = "self.matches('^https?://[^\\\\s]+$') && isURL(self)";
+/// CEL: no `user:password@` before the host. Endpoints are logged and shown in status; a credential
+/// belongs in the Secret named by `credentialsRef`.
+const NO_USERINFO_RULE: &str = "!self.matches('^[a-zA-Z][-+.a-zA-Z0-9]*://[^/?#]*@')";
+const NO_USERINFO_MESSAGE: &str = "must not carry a user or password (user:password@host); put credentials in the Secret named by credentialsRef";
