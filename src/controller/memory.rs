@@ -100,6 +100,11 @@ impl ObjectMemory {
         self.with(uid, |e| e.due = Some((inputs, Instant::now() + delay)));
     }
 
+    /// Makes `uid` due now: something it reads changed that its inputs do not show.
+    pub fn make_due(&self, uid: &str) {
+        self.with(uid, |e| e.due = None);
+    }
+
     /// Records that the reconcile of `uid` in progress wrote the object, producing `version`.
     pub fn wrote(&self, uid: &str, version: &str) {
         self.with(uid, |e| {

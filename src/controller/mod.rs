@@ -201,6 +201,12 @@ impl Context {
         self.memory.remember(uid, inputs, delay);
     }
 
+    /// Makes `uid` due now: something it reads changed that its inputs do not show (an import
+    /// Secret's value).
+    pub fn make_due(&self, uid: &str) {
+        self.memory.make_due(uid);
+    }
+
     /// Forgets everything about a deleted object.
     pub fn forget(&self, uid: &str) {
         self.memory.forget(uid);
@@ -557,6 +563,25 @@ fn controllers(
             api_in::<PartialObjectMeta<Secret>>(&client, namespace),
             ctx.clone(),
         ))
+        .watches_stream(
+            triggers::import_secrets(
+                api_in::<PartialObjectMeta<Secret>>(&client, namespace),
+                key_store.clone(),
+            ),
+            {
+                let (keys, ctx) = (key_store.clone(), ctx.clone());
+                move |secret| {
+                    triggers::importers_of(&keys, &secret)
+                        .iter()
+                        .map(|k| {
+                            // Its inputs show no change: the value is read in the sync.
+                            ctx.make_due(&k.uid().unwrap_or_default());
+                            ObjectRef::from_obj(&**k)
+                        })
+                        .collect::<Vec<_>>()
+                }
+            },
+        )
         .watches_stream(
             triggers::hubs(api_in::<ModelHub>(&client, namespace), key_hubs_writer),
             move |hub| {

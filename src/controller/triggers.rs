@@ -14,7 +14,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, ResourceExt,
     core::PartialObjectMeta,
-    runtime::{WatchStreamExt, reflector::store::Writer, utils::Backoff, watcher, watcher::Event},
+    runtime::{
+        WatchStreamExt,
+        reflector::{Store, store::Writer},
+        utils::Backoff,
+        watcher,
+        watcher::Event,
+    },
 };
 
 use super::Context;
@@ -241,6 +247,59 @@ pub(super) fn credentials(
     })
 }
 
+/// Changes to the Secrets that ApiKeys import (metadata only, nothing cached beyond their versions),
+/// so that a new value reaches the workload in seconds, not at the next poll. The watch covers the
+/// Secrets keysmith does not manage; most are imported by nobody and cost one scan of the ApiKey
+/// cache. A (re)list only records versions: the ApiKeys read their import Secret when they start.
+pub(super) fn import_secrets(
+    api: Api<PartialObjectMeta<Secret>>,
+    keys: Store<ApiKey>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send {
+    let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}!={MANAGED_BY}"));
+    let mut seen = ImportVersions::default();
+    let imported = move |secret: &PartialObjectMeta<Secret>| !importers_of(&keys, secret).is_empty();
+    watcher(api, config).default_backoff().filter_map(move |event| {
+        ready(match event {
+            Ok(Event::Apply(s)) => seen.changed(&s, imported(&s), true).then_some(Ok(s)),
+            Ok(Event::InitApply(s)) => seen.changed(&s, imported(&s), false).then_some(Ok(s)),
+            Ok(Event::Delete(s)) => {
+                seen.changed(&s, false, false);
+                imported(&s).then_some(Ok(s))
+            }
+            Ok(Event::Init | Event::InitDone) => None,
+            Err(err) => Some(Err(err)),
+        })
+    })
+}
+
+/// The ApiKeys in `keys` that import `secret`.
+pub(super) fn importers_of(keys: &Store<ApiKey>, secret: &PartialObjectMeta<Secret>) -> Vec<Arc<ApiKey>> {
+    let (ns, name) = (secret.namespace(), secret.name_any());
+    keys.state()
+        .into_iter()
+        .filter(|k| k.namespace() == ns && k.spec.import.as_ref().is_some_and(|i| i.secret_ref.name == name))
+        .collect()
+}
+
+/// The versions of imported Secrets last seen, to tell a change from a relist.
+#[derive(Debug, Default)]
+struct ImportVersions(HashMap<(Option<String>, String), Option<String>>);
+
+impl ImportVersions {
+    /// Whether the Secret is new or changed since last seen and `live` (not a relist). Secrets nobody
+    /// imports are forgotten, so the map holds imported Secrets only.
+    fn changed(&mut self, secret: &PartialObjectMeta<Secret>, imported: bool, live: bool) -> bool {
+        let at = (secret.namespace(), secret.name_any());
+        if !imported {
+            self.0.remove(&at);
+            return false;
+        }
+        let version = secret.resource_version();
+        let before = self.0.insert(at, version.clone());
+        live && before != Some(version)
+    }
+}
+
 /// The controller's pause after an error from any of its watches: none, as each watch keeps its own.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct NoPause;
@@ -276,6 +335,44 @@ fn changes<K: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_imported_secret_counts_as_changed_when_a_live_event_brings_a_new_version() {
+        let mut seen = ImportVersions::default();
+        let secret = |ns: &str, name: &str, version: &str| {
+            let mut s = PartialObjectMeta::<Secret>::default();
+            s.metadata.namespace = Some(ns.into());
+            s.metadata.name = Some(name.into());
+            s.metadata.resource_version = Some(version.into());
+            s
+        };
+        assert!(
+            !seen.changed(&secret("t", "src", "1"), true, false),
+            "the initial list"
+        );
+        assert!(
+            !seen.changed(&secret("t", "src", "1"), true, true),
+            "the same version"
+        );
+        assert!(seen.changed(&secret("t", "src", "2"), true, true), "a new value");
+        assert!(
+            !seen.changed(&secret("t", "src", "3"), true, false),
+            "a relist records only"
+        );
+        assert!(
+            !seen.changed(&secret("t", "other", "9"), false, true),
+            "imported by nobody"
+        );
+        assert!(
+            seen.changed(&secret("b", "src", "5"), true, true),
+            "first seen live"
+        );
+        assert!(
+            !seen.changed(&secret("t", "src", "6"), false, true),
+            "no longer imported"
+        );
+        assert_eq!(seen.0.len(), 1, "only imported Secrets are remembered");
+    }
 
     #[test]
     fn pruning_keeps_what_reconciles_read() {

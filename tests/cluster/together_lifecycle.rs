@@ -145,6 +145,30 @@ async fn a_key_revoked_in_the_dashboard_turns_unauthorized_and_a_new_value_recov
     .await;
 }
 
+/// The import Secret is watched: a new value reaches the delivered Secret in seconds, not at the next
+/// poll (ten minutes here).
+#[tokio::test]
+async fn a_new_value_in_the_import_secret_is_delivered_without_waiting_for_the_poll() {
+    let env = Env::with_operator("together-reimport", Flavor::Together).await;
+    env.apply_hub(json!({"usageRefreshInterval": "10m"})).await;
+    let (_, first) = env.import("worker", json!({})).await;
+    env.wait_key("worker", "ApiKey Ready", is_ready).await;
+    assert_eq!(env.secret_data("worker").await.unwrap()["apiKey"], first);
+    // Another Secret's change in the namespace wakes nothing that matters.
+    env.apply_secret("unrelated", json!({"value": "x"})).await;
+
+    let fresh = env.sim.add_key("replacement");
+    env.apply_secret("worker-source", json!({"value": fresh.value}))
+        .await;
+    eventually(
+        "the delivered Secret holds the new value",
+        Duration::from_secs(20),
+        || async { (env.secret_data("worker").await.unwrap()["apiKey"] == fresh.value).then_some(()) },
+    )
+    .await;
+    env.wait_key("worker", "Ready with the new value", is_ready).await;
+}
+
 #[tokio::test]
 async fn deleting_an_imported_key_leaves_it_working_at_the_provider() {
     let env = Env::with_operator("together-delete", Flavor::Together).await;
