@@ -55,10 +55,10 @@ pub struct KeyLabels {
     pub name: String,
 }
 
-/// Labels of a ClusterModelHub's per-namespace gauges.
+/// Labels of a ClusterModelHub's per-namespace gauges, and of unrevoked keys (any hub).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HubNamespaceLabels {
-    /// Name of the ClusterModelHub.
+    /// Name of the hub.
     pub hub: String,
     /// The namespace using it.
     pub namespace: String,
@@ -94,6 +94,7 @@ pub struct Metrics {
     hub_allocated: Family<HubNamespaceLabels, FloatGauge>,
     hub_spend: Family<HubNamespaceLabels, FloatGauge>,
     hub_refused: Family<RefusalLabels, Gauge>,
+    unrevoked: Family<HubNamespaceLabels, Counter>,
     /// The namespaces each hub has series for, so that series of namespaces that left go too.
     hub_namespaces: Mutex<HashMap<String, BTreeSet<String>>>,
 }
@@ -117,6 +118,7 @@ impl Default for Metrics {
             hub_allocated: Family::default(),
             hub_spend: Family::default(),
             hub_refused: Family::default(),
+            unrevoked: Family::default(),
             hub_namespaces: Mutex::default(),
             registry: Registry::default(),
         };
@@ -189,6 +191,11 @@ impl Default for Metrics {
             "clustermodelhub_namespace_refused_keys",
             "ApiKeys refused, per ClusterModelHub, namespace and reason",
             metrics.hub_refused.clone(),
+        );
+        registry.register(
+            "unrevoked_provider_keys",
+            "Provider keys left live because their ApiKey was deleted while the hub's credential was missing, per hub and ApiKey namespace",
+            metrics.unrevoked.clone(),
         );
         Self { registry, ..metrics }
     }
@@ -302,6 +309,17 @@ impl Metrics {
         self.key_limit_exceeded.remove(&labels);
         self.key_ready.remove(&labels);
         self.key_expiry.remove(&labels);
+    }
+
+    /// Counts `n` provider keys an ApiKey in `namespace` left unrevoked on hub `hub`.
+    pub fn unrevoked_keys(&self, namespace: &str, hub: &str, n: usize) {
+        let labels = HubNamespaceLabels {
+            hub: hub.to_owned(),
+            namespace: namespace.to_owned(),
+        };
+        self.unrevoked
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     /// Sets the gauges of every namespace using ClusterModelHub `hub`, and drops those of namespaces

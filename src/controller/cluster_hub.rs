@@ -16,8 +16,8 @@ use tracing::{instrument, warn};
 use super::{
     Context, Error, Result, credential, finalizer,
     hub_ref::{allows, as_model_hub, namespace_labels},
-    model_hub::{announce_ready, release, verify},
-    patch_status, requeue,
+    model_hub::{announce_ready, announce_unrevoked, release, verify},
+    patch_status, requeue, unrevoked,
 };
 use crate::plan::quota::{self, Claim};
 
@@ -72,6 +72,8 @@ pub async fn reconcile(hub: Arc<ClusterModelHub>, ctx: Arc<Context>) -> Result<A
     } else {
         interval
     };
+    let ready = conditions::is_true(&verified.conditions, conditions::READY);
+    let (open, done) = unrevoked::settle(&standing, &ctx, ready).await;
     let mut status = ClusterModelHubStatus {
         conditions: verified.conditions,
         observed_generation: hub.metadata.generation,
@@ -80,6 +82,8 @@ pub async fn reconcile(hub: Arc<ClusterModelHub>, ctx: Arc<Context>) -> Result<A
         keys: verified.keys.or(before.keys.clone()),
         ..ClusterModelHubStatus::default()
     };
+    unrevoked::report(&mut status.keys, &open);
+    unrevoked::forget(&api, &name, &done).await?;
     let figures = figures(&hub, &ctx, &keys).await?;
     status.totals = Some(totals(&figures));
     status.namespaces = figures;
@@ -87,6 +91,7 @@ pub async fn reconcile(hub: Arc<ClusterModelHub>, ctx: Arc<Context>) -> Result<A
 
     announce_ready(&ctx, &*hub, &before.conditions, &status.conditions).await;
     announce_overruns(&ctx, &hub, &before, &status).await;
+    announce_unrevoked(&ctx, &*hub, before.keys.as_ref(), status.keys.as_ref()).await;
     if status != before {
         patch_status(&api, &name, &status).await?;
     }

@@ -135,6 +135,7 @@ pub fn as_model_hub(hub: &ClusterModelHub, operator_namespace: &str) -> ModelHub
             resource_version: hub.metadata.resource_version.clone(),
             finalizers: hub.metadata.finalizers.clone(),
             deletion_timestamp: hub.metadata.deletion_timestamp.clone(),
+            annotations: hub.metadata.annotations.clone(),
             ..ObjectMeta::default()
         },
         spec: hub.spec.hub.clone(),

@@ -15,6 +15,7 @@ mod model_hub;
 mod providers;
 mod restart;
 mod triggers;
+mod unrevoked;
 
 use std::{sync::Arc, time::Duration};
 

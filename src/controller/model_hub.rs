@@ -14,6 +14,7 @@ use tracing::{instrument, warn};
 
 use super::{
     Context, Error, Result, credential, finalizer, patch_status, providers::HubClientError, requeue,
+    unrevoked,
 };
 use crate::plan;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -62,8 +63,13 @@ pub async fn reconcile(hub: Arc<ModelHub>, ctx: Arc<Context>) -> Result<Action> 
     let before = hub.status.clone().unwrap_or_default();
     let mut status = before.clone();
     let wait = verify(&hub, &ctx, Some(&ns), &mut status).await;
+    let ready = conditions::is_true(&status.conditions, conditions::READY);
+    let (open, done) = unrevoked::settle(&hub, &ctx, ready).await;
+    unrevoked::report(&mut status.keys, &open);
+    unrevoked::forget(&api, &name, &done).await?;
     status.observed_generation = hub.metadata.generation;
     announce_ready(&ctx, &*hub, &before.conditions, &status.conditions).await;
+    announce_unrevoked(&ctx, &*hub, before.keys.as_ref(), status.keys.as_ref()).await;
     if status != before {
         patch_status(&api, &hub.name_any(), &status).await?;
     }
@@ -182,6 +188,31 @@ pub(super) async fn announce_ready<K: kube::Resource<DynamicType = ()>>(
         };
         ctx.event(hub, kind, &new.reason, "Verify", new.message.clone())
             .await;
+    }
+}
+
+/// A Warning Event when more keys are left unrevoked than before.
+pub(super) async fn announce_unrevoked<K: kube::Resource<DynamicType = ()>>(
+    ctx: &Context,
+    hub: &K,
+    before: Option<&KeyCounts>,
+    after: Option<&KeyCounts>,
+) {
+    let count = |k: Option<&KeyCounts>| k.map_or(0, |k| k.unrevoked);
+    if count(after) > count(before) {
+        let ids = after.map(|k| k.unrevoked_ids.join(", ")).unwrap_or_default();
+        let note = format!(
+            "{} provider key(s) of deleted ApiKeys are live and unrevoked ({ids}): restore the credential and keysmith revokes them, or revoke them at the provider and remove the hub's unrevoked.keysmith.dev/ annotations",
+            count(after)
+        );
+        ctx.event(
+            hub,
+            EventType::Warning,
+            Reason::KeysUnrevoked.as_str(),
+            "Verify",
+            note,
+        )
+        .await;
     }
 }
 

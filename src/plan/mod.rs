@@ -6,6 +6,7 @@ pub mod quota;
 mod rotation;
 mod secret;
 mod settings;
+pub mod unrevoked;
 
 pub use rotation::{RestartPlan, next_rotation, restart_plan, rotation_due, rotation_overlap};
 pub use secret::{

@@ -5,8 +5,17 @@
 
 use std::time::Duration;
 
-use crate::support::{delete_namespace_and_wait, eventually, operator::Env, repo_root};
+use crate::support::{
+    delete_namespace_and_wait, eventually,
+    operator::{Env, hub_ready},
+    repo_root,
+};
+use k8s_openapi::api::core::v1::{Event, Secret};
 use keysmith_api::{ApiKey, ModelHub};
+use kube::{
+    ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams},
+};
 use serde_json::json;
 
 fn live(env: &Env) -> usize {
@@ -115,4 +124,111 @@ async fn kubectl_delete_of_one_file_with_secret_hub_and_keys_revokes_them_all() 
     })
     .await;
     let _ = std::fs::remove_file(file);
+}
+
+/// If the credential is gone anyway (its finalizer stripped by hand), deleting ApiKeys cannot revoke
+/// their keys: the hub reports them (count, ids, a Warning Event) and revokes them once the credential
+/// is back.
+#[tokio::test]
+async fn keys_a_stripped_credential_left_live_are_reported_then_revoked_once_it_returns() {
+    let env = Env::with_operator("del-unrevoked").await;
+    env.apply_hub("or", json!({})).await;
+    let names = env.apply_keys("k", 3, "or").await;
+    env.wait_all_ready(&names, Duration::from_secs(60)).await;
+    let mut ids = Vec::new();
+    for name in &names {
+        let key = env.ns.api::<ApiKey>().get(name).await.unwrap();
+        ids.push(key.status.unwrap().key_id.unwrap());
+    }
+    ids.sort();
+
+    // Someone strips keysmith's finalizer from the credential Secret and deletes it.
+    let secrets = env.ns.api::<Secret>();
+    secrets
+        .patch(
+            "openrouter-management",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    secrets
+        .delete("openrouter-management", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_hub("or", "credentials missing", |h| {
+        hub_ready(h).is_some_and(|(s, r)| s == "False" && r == "CredentialsMissing")
+    })
+    .await;
+    for name in &names {
+        env.ns
+            .api::<ApiKey>()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    eventually("the ApiKeys are gone", Duration::from_secs(30), || async {
+        env.ns
+            .api::<ApiKey>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(live(&env), 3, "nothing could revoke them");
+    let hub = env
+        .wait_hub("or", "unrevoked keys reported", |h| {
+            h.status
+                .as_ref()
+                .and_then(|s| s.keys.as_ref())
+                .is_some_and(|k| k.unrevoked == 3)
+        })
+        .await;
+    assert_eq!(hub.status.unwrap().keys.unwrap().unrevoked_ids, ids);
+    let events = env.ns.api::<Event>();
+    eventually("a Warning Event on the hub", Duration::from_secs(30), || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("KeysUnrevoked")
+                        && e.involved_object.kind.as_deref() == Some("ModelHub")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
+    // The credential is restored: the hub revokes what was left and forgets the record.
+    env.apply_secret(
+        "openrouter-management",
+        json!({"key": crate::support::operator::MANAGEMENT_KEY}),
+    )
+    .await;
+    eventually("the left keys revoked", Duration::from_secs(60), || async {
+        (live(&env) == 0).then_some(())
+    })
+    .await;
+    let hub = env
+        .wait_hub("or", "the record cleared", |h| {
+            h.status
+                .as_ref()
+                .and_then(|s| s.keys.as_ref())
+                .is_some_and(|k| k.unrevoked == 0)
+                && !h
+                    .annotations()
+                    .keys()
+                    .any(|a| a.starts_with("unrevoked.keysmith.dev/"))
+        })
+        .await;
+    assert!(hub.status.unwrap().keys.unwrap().unrevoked_ids.is_empty());
 }

@@ -118,6 +118,9 @@ reasons! {
     KeyRevoked,
     /// The ApiKey went while its hub or credential was missing: its key could not be revoked.
     RevokeSkipped,
+    /// On a hub: provider keys of deleted ApiKeys stay live because its credential was missing; they
+    /// are revoked once it works again (`status.keys.unrevokedIds`).
+    KeysUnrevoked,
     /// A hub (or credential Secret) is being deleted and waits for the ApiKeys (or hubs) that use it.
     InUse,
     /// A quota on a ClusterModelHub is below what a namespace already holds.

@@ -81,6 +81,18 @@ pub struct KeyCounts {
     pub managed: u32,
     /// Keys that carry keysmith's tag but that no ApiKey in this namespace holds.
     pub orphaned: u32,
+    /// Provider keys of deleted ApiKeys that could not be revoked because the hub's credential was
+    /// missing (its finalizer removed by hand). keysmith revokes them once the credential works
+    /// again; the README says how to finish by hand otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unrevoked: u32,
+    /// The provider's ids of those keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrevoked_ids: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Spend and traffic of one key, as the provider reports it.

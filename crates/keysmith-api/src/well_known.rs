@@ -47,3 +47,8 @@ pub const MAX_OUTPUT_TOKENS_DATA_KEY: &str = "maxOutputTokens";
 
 /// How long a rotated-out key stays valid when `spec.rotation.overlap` is not set.
 pub const DEFAULT_ROTATION_OVERLAP: Duration = Duration::from_secs(3600);
+
+/// Prefix of the hub annotations that record provider keys a deleted ApiKey could not revoke, one per
+/// ApiKey: `unrevoked.keysmith.dev/<ApiKey uid>: <namespace>/<name>=<id>[,<id>]`. Removed once the
+/// keys are revoked; removing one by hand says they were revoked at the provider.
+pub const UNREVOKED_ANNOTATION_PREFIX: &str = "unrevoked.keysmith.dev/";

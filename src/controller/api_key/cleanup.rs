@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use keysmith_api::{ApiKey, DeletionPolicy, reasons::Reason};
+use keysmith_api::{ApiKey, ClusterModelHub, DeletionPolicy, ModelHub, reasons::Reason};
 use keysmith_providers::tag;
 use kube::{
-    ResourceExt,
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
     runtime::{controller::Action, events::EventType},
 };
-use tracing::info;
+use serde_json::json;
+use tracing::{info, warn};
 
 use crate::{
     controller::{Context, Error, Result, hub_ref, providers::HubClientError},
@@ -32,9 +34,9 @@ pub async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     // Whether the hub still allows the namespace does not matter here: the key is revoked either way.
-    let hub = hub_ref::resolve(&key, ctx).await?.map(|r| r.hub);
-    let provider = match hub {
-        Some(hub) => match ctx.providers.client(&ctx.client, &hub, true).await {
+    let resolved = hub_ref::resolve(&key, ctx).await?.map(|r| r.hub);
+    let provider = match &resolved {
+        Some(hub) => match ctx.providers.client(&ctx.client, hub, true).await {
             Ok(client) => Some(client),
             // A passing API hiccup must not release the finalizer with the key still live: retry.
             Err(HubClientError::Kube(source)) => {
@@ -53,12 +55,26 @@ pub async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
             return Ok(Action::await_change());
         }
         // Without the hub or its credential nothing can be revoked; holding the finalizer would only
-        // block the namespace. Say so loudly instead.
-        let ids = status.key_id.clone().unwrap_or_else(|| "none".into());
+        // block the namespace. Say so loudly, and leave the ids on the hub, which revokes them once its
+        // credential works again.
+        let mut ids: Vec<String> = status.key_id.iter().cloned().collect();
+        ids.extend(status.rotation.as_ref().and_then(|r| r.previous_key_id.clone()));
+        let listed = if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        };
+        let ns = key.namespace().unwrap_or_default();
+        warn!(namespace = %ns, name = %key.name_any(), hub = %key.spec.hub_ref.name, ids = %listed,
+            "hub or credentials missing: provider keys left unrevoked");
+        ctx.metrics.unrevoked_keys(&ns, &key.spec.hub_ref.name, ids.len());
         let note = format!(
-            "hub or credentials missing: provider key {ids} could not be revoked; revoke it at the provider"
+            "hub or credentials missing: provider key(s) {listed} could not be revoked; the hub revokes them once its credential works, or revoke them at the provider"
         );
         announce(ctx, &key, EventType::Warning, Reason::RevokeSkipped, note).await;
+        if let Some(hub) = resolved {
+            leave_on_hub(ctx, &key, &hub, &ids).await?;
+        }
         return Ok(Action::await_change());
     };
     let uid = key.uid().unwrap_or_default();
@@ -94,6 +110,63 @@ pub async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         announce(ctx, &key, EventType::Normal, Reason::KeyRevoked, note).await;
     }
     Ok(Action::await_change())
+}
+
+/// Records `ids` on the hub (one annotation per ApiKey), with a Warning Event there: unlike the
+/// ApiKey's own Event, it outlives the deletion.
+async fn leave_on_hub(ctx: &Context, key: &ApiKey, hub: &ModelHub, ids: &[String]) -> Result<()> {
+    let ns = key.namespace().unwrap_or_default();
+    let Some((annotation, value)) =
+        plan::unrevoked::record(&key.uid().unwrap_or_default(), &ns, &key.name_any(), ids)
+    else {
+        return Ok(());
+    };
+    let patch = Patch::Merge(json!({"metadata": {"annotations": {annotation: value}}}));
+    let params = PatchParams::default();
+    let name = hub.name_any();
+    let result = if key.spec.hub_ref.is_cluster() {
+        Api::<ClusterModelHub>::all(ctx.client.clone())
+            .patch(&name, &params, &patch)
+            .await
+            .map(|_| ())
+    } else {
+        Api::<ModelHub>::namespaced(ctx.client.clone(), &ns)
+            .patch(&name, &params, &patch)
+            .await
+            .map(|_| ())
+    };
+    match result {
+        // Gone meanwhile (a namespace deletion): the log line, Event and metric are what remains.
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other.map_err(Error::kube("record unrevoked keys on the hub")),
+    }?;
+    let note = format!(
+        "ApiKey {ns}/{} was deleted while the credential was missing: provider key(s) {} stay live until revoked",
+        key.name_any(),
+        ids.join(", ")
+    );
+    if key.spec.hub_ref.is_cluster() {
+        if let Some(cluster_hub) = ctx.cluster.hub(&name) {
+            ctx.event(
+                &*cluster_hub,
+                EventType::Warning,
+                Reason::KeysUnrevoked.as_str(),
+                "Delete",
+                note,
+            )
+            .await;
+        }
+    } else {
+        ctx.event(
+            hub,
+            EventType::Warning,
+            Reason::KeysUnrevoked.as_str(),
+            "Delete",
+            note,
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// An Event of the deletion.
