@@ -92,11 +92,8 @@ async fn crash_before_provider_create_creates_exactly_one_key() {
 async fn crash_after_a_reissue_is_recorded_still_revokes_the_replaced_key() {
     let env = Env::new("crash-reissue").await;
     env.apply_hub("or", json!({})).await;
-    env.apply_key(
-        "k",
-        json!({"hubRef": {"name": "or"}, "expiresAt": "2030-01-01T00:00:00Z"}),
-    )
-    .await;
+    let spec = |expires: &str| json!({"hubRef": {"name": "or"}, "expiresAt": expires, "rotation": {"overlap": "3s"}});
+    env.apply_key("k", spec("2030-01-01T00:00:00Z")).await;
     let mut first = operator(&env, None);
     let key = env.wait_key("k", "Ready", is_ready).await;
     let old_id = key.status.unwrap().key_id.unwrap();
@@ -105,11 +102,7 @@ async fn crash_after_a_reissue_is_recorded_still_revokes_the_replaced_key() {
 
     // Dies right after status records the new key, before the old one is revoked.
     let mut crashing = operator(&env, Some("after-status-write"));
-    env.apply_key(
-        "k",
-        json!({"hubRef": {"name": "or"}, "expiresAt": "2031-01-01T00:00:00Z"}),
-    )
-    .await;
+    env.apply_key("k", spec("2031-01-01T00:00:00Z")).await;
     crate::support::operator::expect_crash(&mut crashing).await;
 
     let _healthy = operator(&env, None);

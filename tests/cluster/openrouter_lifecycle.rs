@@ -107,23 +107,16 @@ async fn minted_key_lands_in_an_owned_secret_and_follows_the_spec() {
 }
 
 #[tokio::test]
-async fn a_new_expiry_reissues_the_key_and_revokes_the_old_one() {
+async fn a_new_expiry_reissues_the_key_and_keeps_the_old_one_for_the_overlap() {
     let env = Env::with_operator("reissue").await;
     env.apply_hub("or", json!({})).await;
-    env.apply_key(
-        "k",
-        json!({"hubRef": {"name": "or"}, "expiresAt": "2030-01-01T00:00:00Z"}),
-    )
-    .await;
+    let spec = |expires: &str| json!({"hubRef": {"name": "or"}, "expiresAt": expires, "rotation": {"overlap": "8s"}});
+    env.apply_key("k", spec("2030-01-01T00:00:00Z")).await;
     let first = env.wait_key("k", "ApiKey Ready", is_ready).await.status.unwrap();
     let old_id = first.key_id.unwrap();
     let old_value = env.secret_data("k").await.unwrap()["apiKey"].clone();
 
-    env.apply_key(
-        "k",
-        json!({"hubRef": {"name": "or"}, "expiresAt": "2031-06-30T12:00:00Z"}),
-    )
-    .await;
+    env.apply_key("k", spec("2031-06-30T12:00:00Z")).await;
     let key = env
         .wait_key("k", "re-issued key", |k| {
             is_ready(k) && k.status.as_ref().and_then(|s| s.key_id.as_deref()) != Some(old_id.as_str())
@@ -132,7 +125,16 @@ async fn a_new_expiry_reissues_the_key_and_revokes_the_old_one() {
     let status = key.status.unwrap();
     assert_eq!(status.expires_at.as_deref(), Some("2031-06-30T12:00:00Z"));
     let new_id = status.key_id.unwrap();
-    // The new key is delivered first, then the old one is revoked.
+    // The new key is delivered first; the old one keeps working for the overlap, as in a rotation, so
+    // a workload that read it once is not cut off, and is revoked after it.
+    let rotation = status.rotation.unwrap();
+    assert_eq!(rotation.previous_key_id.as_deref(), Some(old_id.as_str()));
+    assert!(rotation.previous_key_revoke_at.is_some());
+    assert!(
+        !env.sim.key(&old_id).unwrap().deleted,
+        "the old key is cut at once"
+    );
+    assert_ne!(env.secret_data("k").await.unwrap()["apiKey"], old_value);
     eventually("the old key to be revoked", Duration::from_secs(30), || async {
         env.sim.key(&old_id).unwrap().deleted.then_some(())
     })

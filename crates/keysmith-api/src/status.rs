@@ -266,7 +266,8 @@ pub enum CreateKind {
     Create,
     /// The key vanished at the provider or its Secret lost the value: a new key replaces it.
     Replace,
-    /// A field the provider cannot change in place (expiry) changed: a new key replaces it.
+    /// A field the provider cannot change in place (expiry) changed: a new key replaces it, and the
+    /// previous key stays valid for the rotation overlap, as in a rotation.
     Reissue,
     /// A scheduled or requested rotation: the previous key stays valid for the overlap.
     Rotate,
@@ -284,6 +285,13 @@ impl CreateKind {
             Self::Rotate => "Rotate",
             Self::Regenerate => "Regenerate",
         }
+    }
+
+    /// Whether the key this create replaces stays valid for the rotation overlap: workloads that read
+    /// the key once (an environment variable) keep working until they pick up the new one. A key that
+    /// vanished or whose value was lost has nothing to keep.
+    pub fn keeps_previous(self) -> bool {
+        matches!(self, Self::Rotate | Self::Reissue)
     }
 }
 

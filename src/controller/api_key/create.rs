@@ -48,7 +48,7 @@ impl Run<'_> {
                 self.event(Reason::KeyRotating, "Rotate", note).await;
             }
             CreateKind::Reissue => {
-                let note = "expiry changed and the provider cannot change it in place: issuing a new key";
+                let note = "expiry changed and the provider cannot change it in place: issuing a new key; the previous one stays valid for the overlap";
                 self.event(Reason::KeyReissued, "Reissue", note.into()).await;
             }
             CreateKind::Replace => warn!("provider key or its Secret is missing: issuing a new key"),
@@ -79,7 +79,7 @@ impl Run<'_> {
         status.key_label = created.record.label.clone();
         status.fingerprint = Some(created.value.fingerprint());
         status.expires_at = reported_expiry(self.key, &self.caps, &created.record);
-        let rotating = kind == CreateKind::Rotate;
+        let rotating = kind.keeps_previous();
         if let Some(old) = previous.clone() {
             // Recorded in the same write as the new key, so status never loses track of the old one:
             // a crash or a failed revocation below is retried by `RevokePrevious`.
@@ -103,6 +103,8 @@ impl Run<'_> {
             self.event(Reason::KeyIssued, "Create", note).await;
         }
         match previous {
+            // A re-issue said so when it began.
+            Some(_) if kind == CreateKind::Reissue => {}
             Some(old) if rotating => {
                 let note = format!("new key in the Secret; previous key {old} stays valid for the overlap");
                 self.event(Reason::KeyRotated, "Rotate", note).await;
@@ -252,7 +254,7 @@ impl Run<'_> {
         let rotating = status
             .pending_create
             .as_ref()
-            .is_some_and(|p| p.reason == CreateKind::Rotate);
+            .is_some_and(|p| p.reason.keeps_previous());
         if let Some(id) = adopted {
             // The Secret holds this key: it replaces whatever status recorded.
             if let Some(old) = status.key_id.replace(id.clone()).filter(|old| *old != id) {
