@@ -60,7 +60,8 @@ pub struct ApiKeySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
     /// Time after which the key stops working, RFC 3339 in UTC (e.g. `2027-01-31T00:00:00Z`). Where the
-    /// provider cannot change expiry in place, a change re-issues the key.
+    /// provider cannot change expiry in place, a change re-issues the key; the previous key stays valid for
+    /// `rotation.overlap`, as in a rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]+)?Z$') && timestamp(self) > timestamp('2000-01-01T00:00:00Z')").message("must be an RFC 3339 time in UTC ending in Z, e.g. 2027-01-31T00:00:00Z"))]
     #[schemars(length(max = 40))]
