@@ -127,7 +127,7 @@ apikeys.keysmith.dev||get list patch watch
 events.events.k8s.io||create patch
 modelhubs.keysmith.dev/status||patch
 modelhubs.keysmith.dev||get list patch watch
-secrets||create get list patch watch'
+secrets||create delete get list patch watch'
 # What ClusterModelHubs need, cluster-wide in both modes.
 expected_cluster='clustermodelhubs.keysmith.dev/status||patch
 clustermodelhubs.keysmith.dev||get list patch watch
@@ -148,8 +148,10 @@ expect_rules() { # description expected who namespace
   fi
   # Properties that must hold whatever the expected list says.
   if grep -q '\*' <<<"$have"; then fail "$1: a wildcard is granted"; fi
-  if grep -Eq '\|[^|]*\b(delete|deletecollection|escalate|bind|impersonate)\b' <<<"$have"; then
-    fail "$1: delete, deletecollection, escalate, bind or impersonate is granted"
+  # delete: on Secrets only (the one a key moves out of); nothing else keysmith touches is ever deleted.
+  if grep -Eq '\|[^|]*\b(deletecollection|escalate|bind|impersonate)\b' <<<"$have" ||
+    grep -v '^secrets|' <<<"$have" | grep -Eq '\|[^|]*\bdelete\b'; then
+    fail "$1: deletecollection, escalate, bind, impersonate, or delete on anything but Secrets is granted"
   fi
   local groups
   groups=$(cut -d'|' -f1 <<<"$have" | sed '/^$/d; s|/.*||; s/^[^.]*\.\{0,1\}//' | sort -u | sed 's/^$/(core)/')
@@ -212,14 +214,15 @@ can yes "$sa_cw" get "leases.coordination.k8s.io/$lease_cw" -n "$sys"
 can yes "$sa_cw" update "leases.coordination.k8s.io/$lease_cw" -n "$sys"
 can yes "$sa_cw" create leases.coordination.k8s.io -n "$sys"
 # ...and refused everywhere else.
-can no "$sa_cw" delete secrets -n "$teamy"
+can yes "$sa_cw" delete secrets -n "$teamy" # the Secret a key moved out of (spec.secret.name)
+can no "$sa_cw" delete apikeys.keysmith.dev -n "$teamy"
+can no "$sa_cw" delete modelhubs.keysmith.dev -n "$teamy"
 can no "$sa_cw" deletecollection secrets -n "$teamy"
 can no "$sa_cw" update secrets -n "$teamy"
 can no "$sa_cw" get pods -n "$teamy"
 can no "$sa_cw" list configmaps -n "$teamy"
 can no "$sa_cw" create serviceaccounts --subresource=token -n "$teamy"
 can no "$sa_cw" update apikeys.keysmith.dev -n "$teamy"
-can no "$sa_cw" delete apikeys.keysmith.dev -n "$teamy"
 can no "$sa_cw" create apikeys.keysmith.dev -n "$teamy"
 can no "$sa_cw" update modelhubs.keysmith.dev --subresource=status -n "$teamy"
 can no "$sa_cw" delete clustermodelhubs.keysmith.dev
@@ -246,8 +249,9 @@ fi
 kubectl create secret generic probe --from-literal=k=v -n "$teamy" >/dev/null
 request ok "$work/cw.kubeconfig" get secret probe -n "$teamy"
 request ok "$work/cw.kubeconfig" get secrets --all-namespaces
-request forbidden "$work/cw.kubeconfig" delete secret probe -n "$teamy"
-kubectl get secret probe -n "$teamy" >/dev/null 2>&1 && pass "Secret probe survived the delete attempt" || fail "Secret probe is gone"
+kubectl create configmap probe --from-literal=k=v -n "$teamy" >/dev/null
+request forbidden "$work/cw.kubeconfig" delete configmap probe -n "$teamy"
+kubectl get configmap probe -n "$teamy" >/dev/null 2>&1 && pass "ConfigMap probe survived the delete attempt" || fail "ConfigMap probe is gone"
 request forbidden "$work/cw.kubeconfig" get pods -n "$teamy"
 request forbidden "$work/cw.kubeconfig" get configmaps -n "$teamy"
 
@@ -273,7 +277,8 @@ can no "$sa_ns" update clustermodelhubs.keysmith.dev
 can no "$sa_ns" delete namespaces
 can no "$sa_ns" list secrets --all-namespaces
 can no "$sa_ns" list apikeys.keysmith.dev --all-namespaces
-can no "$sa_ns" delete secrets -n "$teamx"
+can yes "$sa_ns" delete secrets -n "$teamx" # the Secret a key moved out of
+can no "$sa_ns" delete secrets -n "$teamy"
 can no "$sa_ns" get pods -n "$teamx"
 [ -z "$(kubectl get clusterrole "$lease_ns" --ignore-not-found -o name)" ] &&
   pass "no ClusterRole $lease_ns" || fail "namespaced mode created ClusterRole $lease_ns"

@@ -59,12 +59,25 @@ pub fn secret_owned_by(secret: &Secret, key: &ApiKey) -> bool {
         .any(|r| r.controller == Some(true) && Some(&r.uid) == uid.as_ref() && r.kind == "ApiKey")
 }
 
-/// The key value held in an owned Secret, if any.
+/// The key value held in an owned Secret, if any: under the data key the spec names, or, after the
+/// spec renamed that data key, under the old one (the value whose fingerprint keysmith recorded on the
+/// Secret). Renaming a data key must move the value, not replace the key.
 pub fn secret_value(secret: &Secret, key: &ApiKey) -> Option<SecretValue> {
     let (data_key, _) = secret_data_keys(key);
-    let bytes = secret.data.as_ref()?.get(&data_key)?;
-    let text = std::str::from_utf8(&bytes.0).ok()?;
-    (!text.is_empty()).then(|| SecretValue::new(text))
+    let data = secret.data.as_ref()?;
+    let text = |bytes: &ByteString| {
+        std::str::from_utf8(&bytes.0)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(SecretValue::new)
+    };
+    if let Some(value) = data.get(&data_key).and_then(text) {
+        return Some(value);
+    }
+    let recorded = secret.annotations().get(FINGERPRINT_ANNOTATION)?;
+    data.values()
+        .filter_map(text)
+        .find(|value| value.fingerprint() == *recorded)
 }
 
 /// The provider key id recorded on a Secret.

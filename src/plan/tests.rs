@@ -71,6 +71,23 @@ fn desired_secret_is_owned_labelled_and_holds_value_and_base_url() {
 }
 
 #[test]
+fn a_renamed_data_key_still_finds_the_held_value_by_its_fingerprint() {
+    let before = key(serde_json::json!({}));
+    let value = SecretValue::new("sk-held");
+    let written = desired_secret(&before, &value, Some("id1"), &delivery("u"));
+    let after = key(serde_json::json!({"secret": {"keys": {"apiKey": "OPENAI_API_KEY"}}}));
+    assert_eq!(secret_value(&written, &after), Some(value.clone()));
+    // A value someone else put there, without keysmith's fingerprint, is not taken for the key.
+    let mut edited = written.clone();
+    edited
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("apiKey".into(), k8s_openapi::ByteString(b"sk-other".to_vec()));
+    assert_eq!(secret_value(&edited, &after), None);
+}
+
+#[test]
 fn a_secret_without_our_controller_reference_is_not_ours() {
     let k = key(serde_json::json!({}));
     let mut s = desired_secret(&k, &SecretValue::new("v"), None, &delivery("u"));

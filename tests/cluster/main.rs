@@ -25,6 +25,7 @@ mod openai_lifecycle;
 mod openrouter_lifecycle;
 mod provider_behaviour;
 mod rotation;
+mod secret_edits;
 mod secret_hygiene;
 mod status_times;
 mod together_lifecycle;

@@ -101,11 +101,12 @@ Combinations of values the schema cannot express. Included by the Deployment, so
   verbs: ["update"]
 # Secrets: get the management-key and import Secrets; list and watch (keysmith asks only for the Secrets
 # carrying its labels, but RBAC cannot filter by label); create and patch the owned ones with server-side
-# apply, and patch a hub's credential Secret to hold keysmith's finalizer while a hub uses it. No update,
-# no delete: an owned Secret is garbage-collected with its ApiKey.
+# apply, and patch a hub's credential Secret to hold keysmith's finalizer while a hub uses it; delete only
+# the Secret an ApiKey's key moved out of when spec.secret.name changed (an owned one, by uid precondition).
+# No update; an owned Secret is otherwise garbage-collected with its ApiKey.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Events on condition changes (events.k8s.io/v1; patch updates the series of a repeated Event).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

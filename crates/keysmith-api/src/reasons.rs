@@ -118,6 +118,8 @@ reasons! {
     KeyRevoked,
     /// The ApiKey went while its hub or credential was missing: its key could not be revoked.
     RevokeSkipped,
+    /// `spec.secret.name` changed: the same key was written to the new Secret and the old one removed.
+    SecretMoved,
     /// On a hub: provider keys of deleted ApiKeys stay live because its credential was missing; they
     /// are revoked once it works again (`status.keys.unrevokedIds`).
     KeysUnrevoked,

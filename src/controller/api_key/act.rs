@@ -27,7 +27,7 @@ use keysmith_limits::KeyUsage;
 use keysmith_providers::{DynProvider, KeyRecord, KeySettings, SecretValue, tag};
 use kube::{
     Api, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{DeleteParams, Patch, PatchParams, Preconditions},
     runtime::events::EventType,
 };
 use tracing::info;
@@ -59,6 +59,9 @@ pub struct Run<'a> {
     pub delivery: plan::Delivery,
     /// The value the target Secret holds and the key id it names.
     pub held: Option<(SecretValue, Option<String>)>,
+    /// The Secret keysmith wrote before `spec.secret.name` changed, which `held` was read from: removed
+    /// once the Secret the spec names now holds the key.
+    pub moved_from: Option<Secret>,
     pub record: Record,
     pub recovered: bool,
     /// For an import: the value to deliver, the value the import Secret holds, and what is known.
@@ -195,6 +198,7 @@ impl Run<'_> {
             // The spec's Secret settings (labels, data key names, base URL) may have changed.
             self.apply_secret(&value, Some(&record.id)).await?;
         }
+        self.remove_moved().await?;
         status.key_id = Some(record.id.clone());
         status.key_label = record.label.clone();
         status.fingerprint = Some(value.fingerprint());
@@ -229,6 +233,7 @@ impl Run<'_> {
         let key_id = self.key.spec.import.as_ref().and_then(|i| i.key_id.clone());
         let info = self.provider.inspect_imported(&value).await?;
         self.apply_secret(&value, key_id.as_deref()).await?;
+        self.remove_moved().await?;
         status.key_id = key_id;
         status.key_label = info.label;
         status.fingerprint = Some(value.fingerprint());
@@ -307,6 +312,38 @@ impl Run<'_> {
         self.ctx
             .wrote_secret(&self.key.uid().unwrap_or_default(), written.resource_version());
         self.existing = Some(written);
+        Ok(())
+    }
+
+    /// Deletes the Secret the key was delivered in before `spec.secret.name` changed, now that the new
+    /// one holds it. Only that exact object (uid precondition), and only if it is this ApiKey's.
+    async fn remove_moved(&mut self) -> SyncResult<()> {
+        let Some(old) = self.moved_from.take() else {
+            return Ok(());
+        };
+        if !plan::secret_owned_by(&old, self.key) {
+            return Ok(());
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: old.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let name = old.name_any();
+        match self.secrets.delete(&name, &params).await {
+            // Gone already, or replaced by another object of that name: nothing of ours to remove.
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            other => {
+                other.map_err(Error::kube("delete the Secret the key moved from"))?;
+            }
+        }
+        let note = format!(
+            "the key moved to Secret {} (spec.secret.name); Secret {name} removed",
+            plan::secret_name(self.key)
+        );
+        self.event(Reason::SecretMoved, "Update", note).await;
         Ok(())
     }
 

@@ -107,9 +107,22 @@ pub async fn gather<'a>(
         base_url,
         published: keysmith_limits::published_limits(key, hub),
     };
-    let held = existing.as_ref().and_then(|s| {
+    let holding = |s: &Secret| {
         plan::secret_value(s, key).map(|value| (value, plan::secret_key_id(s).map(str::to_owned)))
-    });
+    };
+    let mut held = existing.as_ref().and_then(holding);
+    let moved_from = match (&existing, &status.secret_name) {
+        // `spec.secret.name` changed: the key is in the Secret keysmith wrote before, and moves.
+        (None, Some(before)) if !unread && *before != plan::secret_name(key) => secrets
+            .get_opt(before)
+            .await
+            .map_err(Error::kube("get the Secret the key moves from"))?
+            .filter(|old| plan::secret_owned_by(old, key)),
+        _ => None,
+    };
+    if held.is_none() {
+        held = moved_from.as_ref().and_then(holding);
+    }
     let mut run = Run {
         ctx,
         key,
@@ -121,6 +134,7 @@ pub async fn gather<'a>(
         unread,
         delivery,
         held,
+        moved_from,
         record: Record::Unread,
         recovered: false,
         import: None,
