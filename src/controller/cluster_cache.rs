@@ -147,6 +147,15 @@ impl ClusterCache {
         Some(ns.labels().clone())
     }
 
+    /// Whether namespace `name` is being deleted, as far as the watch knows.
+    pub fn namespace_terminating(&self, name: &str) -> bool {
+        let store = read(&self.namespaces);
+        store
+            .as_ref()
+            .and_then(|s| s.get(&ObjectRef::new(name)))
+            .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some())
+    }
+
     /// The ApiKeys of every scope for which `wanted` holds.
     pub fn keys(&self, wanted: impl Fn(&ApiKey) -> bool) -> Vec<Arc<ApiKey>> {
         read(&self.keys)

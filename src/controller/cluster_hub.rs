@@ -11,7 +11,7 @@ use kube::{
     Api, ResourceExt,
     runtime::{controller::Action, events::EventType},
 };
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use super::{
     Context, Error, Result, credential, finalizer,
@@ -101,7 +101,10 @@ pub async fn reconcile(hub: Arc<ClusterModelHub>, ctx: Arc<Context>) -> Result<A
 
 /// Requeue after an error that escaped `reconcile`.
 pub fn error_policy(hub: Arc<ClusterModelHub>, err: &Error, ctx: Arc<Context>) -> Action {
-    warn!(error = %err, reason = err.reason(), name = %hub.name_any(), "ClusterModelHub reconcile failed");
+    crate::controller::log_failure("ClusterModelHub", &hub.name_any(), err);
+    if err.is_routine() {
+        return requeue(crate::controller::ROUTINE_RETRY);
+    }
     ctx.metrics.reconcile_error(CONTROLLER, err.reason());
     requeue(ctx.backoff(
         &hub.uid().unwrap_or_default(),

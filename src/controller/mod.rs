@@ -82,6 +82,12 @@ impl Error {
 
     /// Whether a write conditional on the version a reconcile started from was refused because the
     /// object had moved on (409 Conflict).
+    /// A conflict (the object changed since it was read) or a 404 (it is gone, as in every namespace
+    /// deletion): the next reconcile starts from fresh state, and nobody needs to look.
+    pub fn is_routine(&self) -> bool {
+        matches!(self, Self::Kube { source: kube::Error::Api(status), .. } if status.code == 409 || status.code == 404)
+    }
+
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
     }
@@ -642,17 +648,33 @@ fn controllers(
 }
 
 /// Logs a reconcile that failed. An object a watch event named but the cache no longer holds (it was
-/// just deleted, as in every namespace deletion) is expected and logged at debug.
-fn log_outcome<T, E: std::error::Error, Q: std::error::Error>(
+/// just deleted, as in every namespace deletion), or a write that met a newer version, is expected and
+/// logged at debug.
+fn log_outcome<T, Q: std::error::Error>(
     kind: &str,
-    res: std::result::Result<T, kube::runtime::controller::Error<E, Q>>,
+    res: std::result::Result<T, kube::runtime::controller::Error<Error, Q>>,
 ) {
     match res {
         Ok(_) => {}
         Err(err @ kube::runtime::controller::Error::ObjectNotFound(_)) => {
             tracing::debug!(error = %err, kind, "reconcile skipped: the object is gone");
         }
+        Err(kube::runtime::controller::Error::ReconcilerFailed(err, obj)) if err.is_routine() => {
+            tracing::debug!(error = %err, kind, object = %obj, "reconcile met a newer or deleted object; retrying");
+        }
         Err(err) => warn!(error = %err, kind, "reconcile failed"),
+    }
+}
+
+/// How soon a reconcile that met a newer or deleted object looks again.
+pub(crate) const ROUTINE_RETRY: Duration = Duration::from_secs(1);
+
+/// Logs a failed reconcile: WARN, unless it is routine (see [`Error::is_routine`]).
+pub(crate) fn log_failure(kind: &str, name: &str, err: &Error) {
+    if err.is_routine() {
+        tracing::debug!(error = %err, reason = err.reason(), name, "{kind} reconcile met a newer or deleted object");
+    } else {
+        warn!(error = %err, reason = err.reason(), name, "{kind} reconcile failed");
     }
 }
 

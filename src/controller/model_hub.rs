@@ -10,7 +10,7 @@ use kube::{
     api::ListParams,
     runtime::{controller::Action, events::EventType},
 };
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use super::{
     Context, Error, Result, credential, finalizer, patch_status, providers::HubClientError, requeue,
@@ -218,7 +218,10 @@ pub(super) async fn announce_unrevoked<K: kube::Resource<DynamicType = ()>>(
 
 /// Requeue after an error that escaped `reconcile`.
 pub fn error_policy(hub: Arc<ModelHub>, err: &Error, ctx: Arc<Context>) -> Action {
-    warn!(error = %err, reason = err.reason(), name = %hub.name_any(), "ModelHub reconcile failed");
+    crate::controller::log_failure("ModelHub", &hub.name_any(), err);
+    if err.is_routine() {
+        return requeue(crate::controller::ROUTINE_RETRY);
+    }
     ctx.metrics.reconcile_error(CONTROLLER, err.reason());
     requeue(ctx.backoff(
         &hub.uid().unwrap_or_default(),

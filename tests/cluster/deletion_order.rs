@@ -232,3 +232,36 @@ async fn keys_a_stripped_credential_left_live_are_reported_then_revoked_once_it_
         .await;
     assert!(hub.status.unwrap().keys.unwrap().unrevoked_ids.is_empty());
 }
+
+/// Deleting a namespace is routine: the operator logs it at debug and info, never WARN or ERROR
+/// (WARN means a person should look).
+#[tokio::test]
+async fn a_namespace_deletion_logs_no_warnings() {
+    let env = Env::new("del-quiet").await;
+    env.apply_hub("or", json!({"usageRefreshInterval": "60s"})).await;
+    let names = env.apply_keys("k", 10, "or").await;
+    let mut operator = env
+        .operator_command()
+        .env("KEYSMITH_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    env.wait_all_ready(&names, Duration::from_secs(90)).await;
+    delete_namespace_and_wait(&env.ns.client, &env.ns.name).await;
+    // Whatever the deletion's last watch events bring, let them arrive.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    operator.start_kill().unwrap();
+    operator.wait().await.unwrap();
+    assert_eq!(
+        env.sim.keys().len(),
+        10,
+        "no key was issued while the namespace went (its Secrets may go first)"
+    );
+    assert!(env.sim.keys().iter().all(|k| k.deleted));
+    let log = std::fs::read_to_string(env.operator_log()).unwrap();
+    assert!(log.lines().count() > 3, "the operator logged: {log}");
+    let loud: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(loud.is_empty(), "{} loud lines:\n{}", loud.len(), loud.join("\n"));
+}

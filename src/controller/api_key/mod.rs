@@ -26,7 +26,7 @@ use keysmith_api::{
     well_known::{APIKEY_FINALIZER, HUB_FINALIZER, ROTATE_ANNOTATION},
 };
 use kube::{Api, ResourceExt, runtime::controller::Action};
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 pub use problem::Problem;
 
@@ -83,6 +83,14 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
             Err(e) => Err(e),
         };
     }
+    if ctx
+        .cluster
+        .namespace_terminating(&key.namespace().unwrap_or_default())
+    {
+        // Everything here is about to be deleted, its Secrets first perhaps: a Secret gone now means
+        // no lost key to replace. The ApiKey's own deletion (above) revokes its keys.
+        return Ok(Action::await_change());
+    }
     let version = key.resource_version();
     let action = apply(key, &ctx, &api).await;
     ctx.settle_writes(&uid, version.as_deref());
@@ -91,7 +99,10 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action> {
 
 /// Requeue after an error that escaped `apply` (Kubernetes API failures).
 pub fn error_policy(key: Arc<ApiKey>, err: &Error, ctx: Arc<Context>) -> Action {
-    warn!(error = %err, reason = err.reason(), name = %key.name_any(), "ApiKey reconcile failed");
+    crate::controller::log_failure("ApiKey", &key.name_any(), err);
+    if err.is_routine() {
+        return requeue(crate::controller::ROUTINE_RETRY);
+    }
     ctx.metrics.reconcile_error(CONTROLLER, err.reason());
     let uid = key.uid().unwrap_or_default();
     requeue(ctx.backoff(&uid, ctx.settings.default_usage_interval))
