@@ -97,6 +97,16 @@ async fn a_together_key_is_validated_delivered_and_its_limits_only_published() {
 
     let status = key.status.unwrap();
     assert!(!serde_json::to_string(&status).unwrap().contains(&value));
+    // Ready says the key works; LimitsEnforced says that nobody holds these limits.
+    let enforced = keysmith_api::conditions::get(&status.conditions, "LimitsEnforced").unwrap();
+    assert_eq!(
+        (enforced.status.as_str(), enforced.reason.as_str()),
+        ("False", "LimitsAdvisory")
+    );
+    let message = &enforced.message;
+    for limit in ["budget", "requestsPerMinute", "maxInputTokens", "maxOutputTokens"] {
+        assert!(message.contains(limit), "{limit} missing from: {message}");
+    }
     let limits = status.effective_limits.unwrap();
     let rpm = limits.requests_per_minute.unwrap();
     assert_eq!((rpm.value, rpm.enforcement), (60, Enforcement::Advisory));

@@ -39,6 +39,20 @@ use super::{
     ),
     printcolumn(name = "RESETS", type_ = "string", json_path = ".status.usage.windowResetsAt"),
     printcolumn(name = "EXPIRES", type_ = "string", json_path = ".status.expiresAt"),
+    printcolumn(
+        name = "ENFORCED",
+        type_ = "string",
+        priority = 1,
+        description = "Whether every limit set is enforced (False: some are only advisory)",
+        json_path = ".status.conditions[?(@.type==\"LimitsEnforced\")].status"
+    ),
+    printcolumn(
+        name = "UNENFORCED",
+        type_ = "string",
+        priority = 1,
+        description = "The limits nobody enforces",
+        json_path = ".status.conditions[?(@.type==\"LimitsEnforced\")].message"
+    ),
     printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -8,6 +8,8 @@ use schemars::{Schema, SchemaGenerator, json_schema};
 pub const READY: &str = "Ready";
 /// Usage reached an enforced limit.
 pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
+/// Every limit set is enforced by the provider or keysmith (False: which are only advisory).
+pub const LIMITS_ENFORCED: &str = "LimitsEnforced";
 /// The key's expiry has passed.
 pub const EXPIRED: &str = "Expired";
 /// keysmith is working toward the spec (kstatus).

@@ -54,9 +54,19 @@ reasons! {
     Unsupported,
     /// A time keysmith recorded in status cannot be read back.
     MalformedStatus,
+    // ApiKey LimitsEnforced.
+    /// Every limit the spec (or the hub's defaults) sets is enforced by the provider or keysmith.
+    AllLimitsEnforced,
+    /// Some limits are only published to the workload (`Advisory`): nobody stops a key that exceeds them.
+    LimitsAdvisory,
+    /// Some limits can be neither enforced nor published in a way that holds (`Unsupported`).
+    LimitsUnsupported,
     // ApiKey LimitExceeded.
     /// Usage is within every enforced limit.
     WithinLimits,
+    /// The provider does not attribute spend to this key (e.g. it shares an Anthropic workspace with
+    /// other keys or the Console): whether the budget is reached cannot be told.
+    SpendUnknown,
     /// Spend reached the budget.
     BudgetExceeded,
     /// A request or token count reached its limit.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use keysmith_api::{
-    ApiKey, ApiKeyStatus, Capabilities, Enforcement, ModelHub, OnLimitExceeded, StatusTime, Usage,
-    conditions, reasons::Reason,
+    ApiKey, ApiKeyStatus, Capabilities, EffectiveLimits, Enforcement, LimitSource, ModelHub, OnLimitExceeded,
+    StatusTime, Usage, conditions, reasons::Reason,
 };
 use keysmith_limits::Breach;
 use kube::runtime::events::EventType;
@@ -43,7 +43,9 @@ pub fn synced(
     now: &Time,
 ) {
     let generation = key.metadata.generation;
-    status.effective_limits = Some(keysmith_limits::effective_limits(key, hub, caps));
+    let limits = keysmith_limits::effective_limits(key, hub, caps);
+    let enforced = limits_enforced(&limits);
+    status.effective_limits = Some(limits);
     let breaches = keysmith_limits::breaches(key, hub, &usage, caps);
     let set = |conditions: &mut Vec<_>, type_: &str, v: Verdict| {
         conditions::set(
@@ -61,6 +63,7 @@ pub fn synced(
         conditions::LIMIT_EXCEEDED,
         limit_exceeded(&breaches, &usage),
     );
+    set(&mut status.conditions, conditions::LIMITS_ENFORCED, enforced);
     let expired_at = status
         .expires_at
         .as_ref()
@@ -134,6 +137,71 @@ pub fn limit_exceeded(breaches: &[Breach], usage: &Usage) -> Verdict {
         .map(|t| format!("; the window resets at {t}"))
         .unwrap_or_default();
     Verdict::new(true, reason, format!("{summary}{resets}"))
+}
+
+/// `LimitsEnforced`: whether every limit the spec or the hub's defaults set is held by the provider or
+/// keysmith, and if not, which are only published (`Advisory`) or cannot be held (`Unsupported`).
+/// Entry-tier figures (`ProviderDefault`) are the account's, shown for information, and not judged.
+pub fn limits_enforced(limits: &EffectiveLimits) -> Verdict {
+    let set = |source: LimitSource| source != LimitSource::ProviderDefault;
+    let mut loose: Vec<(String, Enforcement)> = Vec::new();
+    let mut note = |name: String, source: LimitSource, enforcement: Enforcement| {
+        if set(source) && matches!(enforcement, Enforcement::Advisory | Enforcement::Unsupported) {
+            loose.push((name, enforcement));
+        }
+    };
+    if let Some(b) = &limits.budget {
+        note("budget".into(), b.source, b.enforcement);
+    }
+    if let Some(r) = &limits.rate_limit {
+        note("rateLimit".into(), r.source, r.enforcement);
+    }
+    for (name, value) in [
+        ("requestsPerMinute", &limits.requests_per_minute),
+        ("requestsPerDay", &limits.requests_per_day),
+        ("tokensPerMinute", &limits.tokens_per_minute),
+        ("tokensPerDay", &limits.tokens_per_day),
+        ("maxInputTokens", &limits.max_input_tokens),
+        ("maxOutputTokens", &limits.max_output_tokens),
+    ] {
+        if let Some(v) = value {
+            note(name.into(), v.source, v.enforcement);
+        }
+    }
+    for m in &limits.model_limits {
+        note(format!("modelLimits[{}]", m.model), m.source, m.enforcement);
+    }
+    if loose.is_empty() {
+        return Verdict::new(
+            true,
+            Reason::AllLimitsEnforced,
+            "every limit set is enforced by the provider or keysmith",
+        );
+    }
+    let list = |wanted: Enforcement| {
+        loose
+            .iter()
+            .filter(|(_, e)| *e == wanted)
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (advisory, unsupported) = (list(Enforcement::Advisory), list(Enforcement::Unsupported));
+    let mut parts = Vec::new();
+    if !advisory.is_empty() {
+        parts.push(format!(
+            "advisory (published in the Secret, enforced by nobody): {advisory}"
+        ));
+    }
+    if !unsupported.is_empty() {
+        parts.push(format!("unsupported by this provider: {unsupported}"));
+    }
+    let reason = if unsupported.is_empty() {
+        Reason::LimitsAdvisory
+    } else {
+        Reason::LimitsUnsupported
+    };
+    Verdict::new(false, reason, parts.join("; "))
 }
 
 /// `Expired`: absent without an expiry, true once it has passed.

@@ -209,3 +209,53 @@ fn the_next_wake_is_the_nearest_future_deadline_capped_by_the_usage_interval() {
         Duration::from_secs(300)
     );
 }
+
+fn hub(defaults: serde_json::Value) -> ModelHub {
+    let spec =
+        serde_json::from_value(serde_json::json!({"provider": "openrouter", "defaults": defaults})).unwrap();
+    ModelHub::new("hub", spec)
+}
+
+#[test]
+fn limits_enforced_names_what_nobody_enforces_and_ignores_the_account_tier() {
+    let mut c = caps(Enforcement::Provider);
+    c.rate_limits = Enforcement::Advisory;
+    c.model_limits = Enforcement::Unsupported;
+    let k = key(serde_json::json!({
+        "budget": {"limitUsd": 5},
+        "limits": {"requestsPerMinute": 60},
+        "modelLimits": [{"model": "gpt-4o", "tokensPerMinute": 1000}],
+    }));
+    let v = limits_enforced(&keysmith_limits::effective_limits(
+        &k,
+        &hub(serde_json::json!({})),
+        &c,
+    ));
+    assert!(!v.status);
+    assert_eq!(v.reason, Reason::LimitsUnsupported);
+    assert!(v.message.contains("advisory"), "{}", v.message);
+    assert!(v.message.contains("requestsPerMinute"), "{}", v.message);
+    assert!(v.message.contains("modelLimits[gpt-4o]"), "{}", v.message);
+    assert!(
+        !v.message.contains("budget"),
+        "the budget is the provider's: {}",
+        v.message
+    );
+
+    // A hub default counts as set; only advisory ones: LimitsAdvisory.
+    let v = limits_enforced(&keysmith_limits::effective_limits(
+        &key(serde_json::json!({})),
+        &hub(serde_json::json!({"limits": {"tokensPerDay": 1000}})),
+        &c,
+    ));
+    assert_eq!((v.status, v.reason), (false, Reason::LimitsAdvisory));
+    assert!(v.message.contains("tokensPerDay"), "{}", v.message);
+
+    // Nothing set but what the provider holds: all enforced.
+    let v = limits_enforced(&keysmith_limits::effective_limits(
+        &key(serde_json::json!({"budget": {"limitUsd": 5}})),
+        &hub(serde_json::json!({})),
+        &c,
+    ));
+    assert_eq!((v.status, v.reason), (true, Reason::AllLimitsEnforced));
+}
