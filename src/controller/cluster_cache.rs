@@ -32,6 +32,8 @@ pub struct ClusterCache {
     hub_wakes: Arc<Mutex<HashMap<String, Wake>>>,
     /// Per hub uid: the generation verified with the provider, and when.
     verified: Mutex<HashMap<String, (Option<i64>, Instant)>>,
+    /// Per Secret (namespace, name): the uid of the ApiKey that first wrote it from this process.
+    secret_claims: Mutex<HashMap<(String, String), String>>,
 }
 
 /// A hub's wake-ups are spaced by [`WAKE_SPACING`]: a burst of ApiKey changes (a thousand keys created
@@ -145,6 +147,31 @@ impl ClusterCache {
         let store = read(&self.namespaces);
         let ns = store.as_ref()?.get(&ObjectRef::new(name))?;
         Some(ns.labels().clone())
+    }
+
+    /// Claims Secret `ns/name` for the ApiKey `uid` before keysmith first writes it; false if another
+    /// ApiKey that still names it claimed it first. Every write of a Secret comes from this process
+    /// (one leader), with one field manager: two ApiKeys created at once naming one Secret would
+    /// otherwise both find it missing, and the second apply would take it over from the first.
+    pub fn claim_secret(&self, ns: &str, name: &str, uid: &str) -> bool {
+        let mut claims = self.secret_claims.lock().unwrap_or_else(|p| p.into_inner());
+        let at = (ns.to_owned(), name.to_owned());
+        if let Some(holder) = claims.get(&at)
+            && holder != uid
+        {
+            let still_names = !self
+                .keys(|k| {
+                    k.uid().as_deref() == Some(holder.as_str())
+                        && k.metadata.deletion_timestamp.is_none()
+                        && crate::plan::secret_name(k) == name
+                })
+                .is_empty();
+            if still_names {
+                return false;
+            }
+        }
+        claims.insert(at, uid.to_owned());
+        true
     }
 
     /// Whether namespace `name` is being deleted, as far as the watch knows.

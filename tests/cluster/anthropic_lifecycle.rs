@@ -239,6 +239,59 @@ async fn tokens_and_spend_reach_status_and_a_spent_budget_sets_the_key_inactive(
     assert_eq!(env.sim.key(&id).unwrap().status, KeyStatus::Active);
 }
 
+/// A key sharing its workspace with the Console on a day: Anthropic's cost report cannot split that
+/// day's spend by key, so keysmith says it cannot tell, rather than "within every enforced limit".
+#[tokio::test]
+async fn spend_shared_with_the_console_is_reported_unknown_not_within_limits() {
+    let env = Env::with_operator("an-shared").await;
+    let ws = env.sim.add_workspace("shared");
+    env.apply_hub("an", json!({"anthropic": {"workspaceId": ws}}))
+        .await;
+    let (id, _) = env.console_key("bot", Some(&ws)).await;
+    env.import(
+        "bot",
+        Some(&id),
+        json!({"budget": {"limitUsd": 1.0, "reset": "Daily"}}),
+    )
+    .await;
+    env.wait_key("bot", "Ready", is_ready).await;
+    env.sim.record_usage(MessagesUsage {
+        api_key_id: Some(id.clone()),
+        model: "claude-haiku-4-5".into(),
+        output_tokens: 100,
+        cost_cents: Some(10.0),
+        ..Default::default()
+    });
+    // Someone uses the same workspace from the Console the same day.
+    env.sim.record_usage(MessagesUsage {
+        workspace_id: Some(ws.clone()),
+        model: "claude-haiku-4-5".into(),
+        output_tokens: 100,
+        cost_cents: Some(20.0),
+        ..Default::default()
+    });
+    let key = env
+        .wait_key("bot", "LimitExceeded Unknown", |k| {
+            condition(k.status.as_ref().map(|s| &s.conditions), "LimitExceeded")
+                .is_some_and(|(s, r)| s == "Unknown" && r == "SpendUnknown")
+        })
+        .await;
+    let status = key.status.unwrap();
+    assert_eq!(status.usage.as_ref().unwrap().current_usd, None);
+    let budget = status.effective_limits.unwrap().budget.unwrap();
+    assert_eq!(budget.spend_known, Some(false));
+    let enforced = keysmith_api::conditions::get(&status.conditions, "LimitsEnforced").unwrap();
+    assert_eq!(enforced.status, "False");
+    assert!(enforced.message.contains("budget"), "{}", enforced.message);
+    // The key still works: nothing says it is over its budget.
+    assert_eq!(
+        condition(Some(&status.conditions), "Ready")
+            .map(|(s, _)| s)
+            .as_deref(),
+        Some("True")
+    );
+}
+
 #[tokio::test]
 async fn a_past_expiry_sets_the_key_inactive() {
     let env = Env::with_operator("an-expiry").await;

@@ -307,6 +307,7 @@ fn rust_api_key(
                 limit_usd: 25.0,
                 reset: BudgetReset::Monthly,
                 include_byok: false,
+                spend_known: None,
                 source: LimitSource::Spec,
                 enforcement: Enforcement::Provider,
             }),

@@ -28,7 +28,29 @@ pub fn set(
     observed_generation: Option<i64>,
     now: &Time,
 ) {
-    let status = if status { "True" } else { "False" }.to_owned();
+    let status = if status { "True" } else { "False" };
+    set_status(
+        conditions,
+        type_,
+        status,
+        reason,
+        message,
+        observed_generation,
+        now,
+    );
+}
+
+/// [`set`] with the status as written: `True`, `False` or `Unknown` (keysmith cannot tell).
+pub fn set_status(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: impl Into<String>,
+    observed_generation: Option<i64>,
+    now: &Time,
+) {
+    let status = status.to_owned();
     let message = message.into();
     if let Some(existing) = conditions.iter_mut().find(|c| c.type_ == type_) {
         if existing.status != status {

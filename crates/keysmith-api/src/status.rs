@@ -191,6 +191,10 @@ pub struct EffectiveBudget {
     pub reset: BudgetReset,
     /// Whether BYOK spend counts.
     pub include_byok: bool,
+    /// `false` while the provider does not attribute spend to this key (e.g. it shares an Anthropic
+    /// workspace with other keys or the Console): the budget cannot be checked until it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_known: Option<bool>,
     /// Where it comes from.
     pub source: LimitSource,
     /// Who enforces it.

@@ -89,6 +89,7 @@ pub fn effective_limits(key: &ApiKey, hub: &ModelHub, caps: &Capabilities) -> Ef
             limit_usd: b.limit_usd,
             reset: b.reset.unwrap_or(BudgetReset::Never),
             include_byok: b.include_byok.unwrap_or(false),
+            spend_known: None,
             source,
             enforcement: caps.budget,
         });

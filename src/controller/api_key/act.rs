@@ -292,6 +292,22 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Claims the target Secret for this ApiKey when keysmith has not written it yet (see
+    /// `ClusterCache::claim_secret`): another ApiKey naming the same Secret first is a conflict.
+    pub(super) fn claim_secret(&self) -> SyncResult<()> {
+        if self.existing.is_some() {
+            return Ok(());
+        }
+        let name = plan::secret_name(self.key);
+        let ns = self.key.namespace().unwrap_or_default();
+        let uid = self.key.uid().unwrap_or_default();
+        if self.ctx.cluster.claim_secret(&ns, &name, &uid) {
+            Ok(())
+        } else {
+            Err(Problem::SecretConflict(name))
+        }
+    }
+
     /// Writes the Secret unless it already has the desired content.
     pub(super) async fn apply_secret(&mut self, value: &SecretValue, key_id: Option<&str>) -> SyncResult<()> {
         let desired = plan::desired_secret(self.key, value, key_id, &self.delivery);
@@ -300,6 +316,7 @@ impl Run<'_> {
         {
             return Ok(());
         }
+        self.claim_secret()?;
         let written = self
             .secrets
             .patch(

@@ -206,14 +206,36 @@ impl Run<'_> {
             ensure_ours(found.as_ref(), self.key)?;
             self.existing = found;
         }
+        self.claim_secret()?;
         failpoint("before-provider-create");
         let created = call.await?;
         failpoint("after-provider-create");
-        self.apply_secret(&created.value, Some(&created.record.id))
-            .await?;
+        if let Err(err) = self.apply_secret(&created.value, Some(&created.record.id)).await {
+            return Err(self.unclaimed(&created.record.id, err).await);
+        }
         failpoint("after-secret-write");
         status.pending_create = None;
         Ok(created)
+    }
+
+    /// The Secret write after a create failed with `err`. If another ApiKey's Secret took the name
+    /// meanwhile (two ApiKeys created at once naming one Secret: the apiserver refuses a second
+    /// controller reference), the key just made can be delivered nowhere: it is revoked now, rather than
+    /// left live behind a conflict that keeps recovery from running, and the conflict is reported.
+    async fn unclaimed(&self, id: &str, err: Problem) -> Problem {
+        let name = plan::secret_name(self.key);
+        match self.secrets.get_opt(&name).await {
+            Ok(Some(secret)) if !plan::secret_owned_by(&secret, self.key) => {
+                match self.provider.delete_key(id).await {
+                    Ok(()) => {
+                        warn!(key_id = %id, secret = %name, "another ApiKey holds the Secret: the key just made is revoked");
+                        Problem::SecretConflict(name)
+                    }
+                    Err(e) => e.into(),
+                }
+            }
+            _ => err,
+        }
     }
 
     /// Finishes an interrupted create: adopts the key the Secret holds (or, where the provider can

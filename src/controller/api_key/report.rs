@@ -43,7 +43,11 @@ pub fn synced(
     now: &Time,
 ) {
     let generation = key.metadata.generation;
-    let limits = keysmith_limits::effective_limits(key, hub, caps);
+    let mut limits = keysmith_limits::effective_limits(key, hub, caps);
+    let unknown_spend = spend_unknown(&limits, &usage);
+    if let Some(budget) = limits.budget.as_mut().filter(|_| unknown_spend) {
+        budget.spend_known = Some(false);
+    }
     let enforced = limits_enforced(&limits);
     status.effective_limits = Some(limits);
     let breaches = keysmith_limits::breaches(key, hub, &usage, caps);
@@ -58,11 +62,19 @@ pub fn synced(
             now,
         );
     };
-    set(
-        &mut status.conditions,
-        conditions::LIMIT_EXCEEDED,
-        limit_exceeded(&breaches, &usage),
-    );
+    match limit_exceeded(&breaches, &usage) {
+        // Nothing reached, but the budget cannot be checked: neither True nor False.
+        v if !v.status && unknown_spend => conditions::set_status(
+            &mut status.conditions,
+            conditions::LIMIT_EXCEEDED,
+            "Unknown",
+            Reason::SpendUnknown.as_str(),
+            "the provider reports no spend for this key in the budget's current window (an Anthropic key that shares its workspace with other keys or the Console, say): whether the budget is reached cannot be told; no other enforced limit is reached",
+            generation,
+            now,
+        ),
+        v => set(&mut status.conditions, conditions::LIMIT_EXCEEDED, v),
+    }
     set(&mut status.conditions, conditions::LIMITS_ENFORCED, enforced);
     let expired_at = status
         .expires_at
@@ -139,6 +151,15 @@ pub fn limit_exceeded(breaches: &[Breach], usage: &Usage) -> Verdict {
     Verdict::new(true, reason, format!("{summary}{resets}"))
 }
 
+/// Whether a budget someone enforces cannot be checked: the provider reports no spend for the window.
+pub fn spend_unknown(limits: &EffectiveLimits, usage: &Usage) -> bool {
+    limits
+        .budget
+        .as_ref()
+        .is_some_and(|b| matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator))
+        && usage.current_usd.is_none()
+}
+
 /// `LimitsEnforced`: whether every limit the spec or the hub's defaults set is held by the provider or
 /// keysmith, and if not, which are only published (`Advisory`) or cannot be held (`Unsupported`).
 /// Entry-tier figures (`ProviderDefault`) are the account's, shown for information, and not judged.
@@ -151,7 +172,17 @@ pub fn limits_enforced(limits: &EffectiveLimits) -> Verdict {
         }
     };
     if let Some(b) = &limits.budget {
-        note("budget".into(), b.source, b.enforcement);
+        let enforcement = if b.spend_known == Some(false) {
+            Enforcement::Advisory
+        } else {
+            b.enforcement
+        };
+        let name = if b.spend_known == Some(false) {
+            "budget (spend not attributable to this key now)"
+        } else {
+            "budget"
+        };
+        note(name.into(), b.source, enforcement);
     }
     if let Some(r) = &limits.rate_limit {
         note("rateLimit".into(), r.source, r.enforcement);
