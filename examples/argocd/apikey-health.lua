@@ -113,6 +113,11 @@ local function health()
       end
       return result("Degraded", message)
     end
+    -- The key works; a failing management API (a provider blip) is news, not ill health.
+    local synced = findCondition(conditions, "Synced")
+    if synced ~= nil and synced.status == "False" then
+      return result("Healthy", describe(ready) .. "; syncing with the provider fails, retrying: " .. describe(synced))
+    end
     return result("Healthy", describe(ready))
   end
 

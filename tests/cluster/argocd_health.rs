@@ -435,6 +435,34 @@ fn api_keys_serialised_from_keysmiths_own_types_get_the_expected_health() {
             "Retrying: ProviderUnreachable",
         ),
         (
+            "a provider blip while the key works",
+            rust_api_key(
+                1,
+                |_| {},
+                |s| {
+                    synced(s, false, "KeyReady");
+                    set(
+                        &mut s.conditions,
+                        conditions::SYNCED,
+                        false,
+                        "ProviderUnreachable",
+                        "provider unreachable",
+                        1,
+                    );
+                    set(
+                        &mut s.conditions,
+                        conditions::RECONCILING,
+                        true,
+                        "ProviderUnreachable",
+                        "retrying",
+                        1,
+                    );
+                },
+            ),
+            "Healthy",
+            "syncing with the provider fails, retrying: ProviderUnreachable",
+        ),
+        (
             "stalled",
             rust_api_key(
                 1,

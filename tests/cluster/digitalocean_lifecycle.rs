@@ -328,7 +328,8 @@ async fn rate_limits_and_server_errors_are_retried_and_reported_until_they_pass(
     let (uuid, _) = env.import("k", true, json!({})).await;
     env.wait_key("k", "ApiKey Ready", is_ready).await;
 
-    // A burst of 429s outlasts one call's retries: RateLimited, then Ready once DigitalOcean relents.
+    // A burst of 429s outlasts one call's retries: Synced=False RateLimited while the delivered key
+    // stays Ready (it still works), then in sync once DigitalOcean relents.
     env.sim.inject(Fault::rate_limit(12, 1).on_path("/v2/gen-ai"));
     env.apply_key(
         "k",
@@ -336,18 +337,38 @@ async fn rate_limits_and_server_errors_are_retried_and_reported_until_they_pass(
                "import": {"secretRef": {"name": "k-source", "key": "value"}, "keyId": uuid}}),
     )
     .await;
-    env.wait_reason("k", "RateLimited").await;
-    env.wait_key("k", "Ready after the 429s", is_ready).await;
+    let key = env
+        .wait_key("k", "Synced=False RateLimited", |k| {
+            synced_is(k, "False", "RateLimited")
+        })
+        .await;
+    assert!(is_ready(&key), "a management-API blip leaves Ready alone");
+    env.wait_key("k", "in sync after the 429s", |k| {
+        is_ready(k) && synced_is(k, "True", "InSync")
+    })
+    .await;
     assert_eq!(env.sim.key(&uuid).unwrap().name, "renamed");
     assert_eq!(env.sim.early_retries(), 0, "Retry-After was honoured");
 
-    // Server errors at the inference service: ProviderError while they last, retried, then Ready.
+    // Server errors at the inference service: Synced=False ProviderError while they last, retried.
     env.sim.inject(Fault::server_error(1000).on_path("/v1/models"));
-    env.wait_reason("k", "ProviderError").await;
-    let key = env.ns.api::<ApiKey>().get("k").await.unwrap();
+    let key = env
+        .wait_key("k", "Synced=False ProviderError", |k| {
+            synced_is(k, "False", "ProviderError")
+        })
+        .await;
+    assert!(is_ready(&key));
     let reconciling =
         crate::support::operator::condition(key.status.as_ref().map(|s| &s.conditions), "Reconciling");
     assert_eq!(reconciling.map(|(s, _)| s), Some("True".into()));
     env.sim.clear_faults();
-    env.wait_key("k", "Ready after the 5xx", is_ready).await;
+    env.wait_key("k", "in sync after the 5xx", |k| {
+        is_ready(k) && synced_is(k, "True", "InSync")
+    })
+    .await;
+}
+
+fn synced_is(key: &ApiKey, status: &str, reason: &str) -> bool {
+    crate::support::operator::condition(key.status.as_ref().map(|s| &s.conditions), "Synced")
+        .is_some_and(|(s, r)| s == status && r == reason)
 }

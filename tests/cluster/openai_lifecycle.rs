@@ -351,16 +351,24 @@ async fn provider_errors_become_conditions_and_429_and_5xx_are_retried() {
     assert!(env.sim.requests().iter().any(|r| r.status == 429));
     assert_eq!(env.sim.early_retries(), 0);
 
-    // Server errors beyond the retry budget surface as a transient condition, then clear.
+    // Server errors beyond the retry budget surface as Synced=False (transient, retried) while the
+    // delivered key stays Ready: it still works, and Argo CD should not call it unhealthy.
     env.sim.inject(Fault::server_error(1_000));
-    env.wait_key("k", "ProviderError while OpenAI fails", |k| {
-        key_ready(k).is_some_and(|(s, r)| s == "False" && r == "ProviderError")
-            && condition(k.status.as_ref().map(|s| &s.conditions), "Reconciling")
-                .is_some_and(|(s, _)| s == "True")
+    env.wait_key("k", "Synced=False ProviderError while OpenAI fails", |k| {
+        let conds = k.status.as_ref().map(|s| &s.conditions);
+        condition(conds, "Synced").is_some_and(|(s, r)| s == "False" && r == "ProviderError")
+            && condition(conds, "Reconciling").is_some_and(|(s, _)| s == "True")
+            && is_ready(k)
     })
     .await;
     env.sim.clear_faults();
-    let key = env.wait_key("k", "Ready again", is_ready).await;
+    let key = env
+        .wait_key("k", "in sync again", |k| {
+            is_ready(k)
+                && condition(k.status.as_ref().map(|s| &s.conditions), "Synced")
+                    .is_some_and(|(s, _)| s == "True")
+        })
+        .await;
     // Still the same key: failures never mint a second one.
     assert_eq!(status_key_id(&key), Some(account.id.clone()));
     assert_eq!(env.accounts_of(&key.uid().unwrap()).len(), 1);

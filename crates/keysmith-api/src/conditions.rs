@@ -10,6 +10,9 @@ pub const READY: &str = "Ready";
 pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
 /// Every limit set is enforced by the provider or keysmith (False: which are only advisory).
 pub const LIMITS_ENFORCED: &str = "LimitsEnforced";
+/// The provider's record matches the spec as of the last sync (False: a management-API call failed;
+/// `Ready` still says whether the delivered key works).
+pub const SYNCED: &str = "Synced";
 /// The key's expiry has passed.
 pub const EXPIRED: &str = "Expired";
 /// keysmith is working toward the spec (kstatus).

@@ -54,6 +54,9 @@ reasons! {
     Unsupported,
     /// A time keysmith recorded in status cannot be read back.
     MalformedStatus,
+    // ApiKey Synced.
+    /// The last sync with the provider succeeded.
+    InSync,
     // ApiKey LimitsEnforced.
     /// Every limit the spec (or the hub's defaults) sets is enforced by the provider or keysmith.
     AllLimitsEnforced,

@@ -88,6 +88,12 @@ impl Problem {
     }
 
     /// Whether waiting may fix it without a change from the user.
+    /// A passing failure of the provider's API (unreachable, rate limited, a server error). It says
+    /// nothing about whether the key keysmith already delivered works.
+    pub fn is_provider_blip(&self) -> bool {
+        matches!(self, Self::Provider(e) if e.is_transient())
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Provider(e) => e.is_transient(),

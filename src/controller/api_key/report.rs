@@ -94,6 +94,11 @@ pub fn synced(
         denied,
     );
     set(&mut status.conditions, conditions::READY, ready);
+    set(
+        &mut status.conditions,
+        conditions::SYNCED,
+        Verdict::new(true, Reason::InSync, "the provider holds what the spec asks for"),
+    );
     status.usage = Some(usage);
     conditions::remove(&mut status.conditions, conditions::RECONCILING);
     conditions::remove(&mut status.conditions, conditions::STALLED);
@@ -101,12 +106,21 @@ pub fn synced(
 
 /// Writes a failed sync into `status`: not Ready, and either Reconciling (keysmith retries) or
 /// Stalled (a change from the user is needed), kstatus-style.
+///
+/// A passing provider failure while the delivered key worked leaves `Ready` as it was: the key keeps
+/// working, and `Synced=False` says what failed (Crossplane's split), so a provider blip does not turn
+/// every key unhealthy in Argo CD.
 pub fn failed(key: &ApiKey, problem: &Problem, status: &mut ApiKeyStatus, now: &Time) {
     let generation = key.metadata.generation;
     let reason = problem.reason();
     let message = problem.to_string();
     let c = &mut status.conditions;
-    conditions::set(c, conditions::READY, false, reason, &message, generation, now);
+    let delivered = status.key_id.is_some() || status.fingerprint.is_some();
+    let key_works = problem.is_provider_blip() && delivered && conditions::is_true(c, conditions::READY);
+    if !key_works {
+        conditions::set(c, conditions::READY, false, reason, &message, generation, now);
+    }
+    conditions::set(c, conditions::SYNCED, false, reason, &message, generation, now);
     if problem.is_transient() {
         conditions::set(
             c,
