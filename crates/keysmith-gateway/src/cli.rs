@@ -40,6 +40,10 @@ pub struct Cli {
     /// about 24 MiB more resident memory once an OpenAI model is counted).
     #[arg(long, env = "KEYSMITH_GATEWAY_TOKENIZER", value_enum, default_value_t = Tokenizer::Bound)]
     pub tokenizer: Tokenizer,
+    /// Serve the routes in this JSON file instead of watching Secrets (local runs and benchmarks):
+    /// a list of `{"secret": NAME, "route": <route.json>, "upstreamKey": KEY}`.
+    #[arg(long, env = "KEYSMITH_GATEWAY_ROUTES_FILE")]
+    pub routes_file: Option<std::path::PathBuf>,
 }
 
 /// Log line format.

@@ -45,6 +45,7 @@ const NOT_FORWARDED: &[&str] = &[
 
 /// Handles every request on the proxy listener.
 pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let arrived = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let rest = path
@@ -162,6 +163,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             .metrics
             .overrun(&route.key.namespace, &route.key.name, limit);
     }
+    shared.metrics.decision(arrived.elapsed());
     let settlement = Settlement {
         shared: shared.clone(),
         route: route.clone(),

@@ -267,6 +267,30 @@ impl StaticRoutes {
     }
 }
 
+/// One entry of a routes file.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileRoute {
+    secret: String,
+    route: GatewayRoute,
+    upstream_key: String,
+}
+
+impl StaticRoutes {
+    /// Reads a routes file: a JSON list of `{"secret", "route", "upstreamKey"}`.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, crate::Error> {
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| crate::Error::RoutesFile {
+            path: path.to_owned(),
+            source,
+        };
+        let text = std::fs::read(path).map_err(|e| fail(e.into()))?;
+        let entries: Vec<FileRoute> = serde_json::from_slice(&text).map_err(|e| fail(e.into()))?;
+        Ok(entries.into_iter().fold(Self::default(), |routes, e| {
+            routes.with(&e.secret, e.route, SecretValue::new(e.upstream_key))
+        }))
+    }
+}
+
 #[async_trait::async_trait]
 impl RouteSource for StaticRoutes {
     async fn run(self: Box<Self>, table: Arc<RouteTable>) -> Result<(), crate::Error> {

@@ -12,7 +12,7 @@ use crate::{
     counters::MemoryCounters,
     kube_routes::KubeRoutes,
     metrics::Metrics,
-    routes::{RouteSource, RouteTable},
+    routes::{RouteSource, RouteTable, StaticRoutes},
 };
 
 /// Installs the global tracing subscriber; `RUST_LOG` wins over `level`.
@@ -49,6 +49,11 @@ pub async fn serve(
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    use axum::serve::ListenerExt;
+    // Small writes (a response's last chunk, SSE events) must not wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
@@ -61,9 +66,8 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
         .map_err(|source| Error::Bind { addr, source })
 }
 
-/// Runs the gateway against the cluster: routes from the Secret watch, in-memory counters.
+/// Runs the gateway: routes from the Secret watch (or a routes file), in-memory counters.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-    let client = kube::Client::try_default().await.map_err(Error::Kube)?;
     let metrics = Arc::new(Metrics::new());
     let table = Arc::new(RouteTable::new(Some(metrics.clone())));
     let gateway = Gateway::new(
@@ -73,9 +77,18 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
         Clock::new(),
         metrics,
     )?;
-    let namespace = cli.namespace();
-    tracing::info!(%namespace, listen = %cli.listen, metrics = %cli.metrics_addr, "keysmith-gateway starting");
-    let source: Box<dyn RouteSource> = Box::new(KubeRoutes::new(client, namespace));
+    let source: Box<dyn RouteSource> = match &cli.routes_file {
+        Some(path) => {
+            tracing::info!(path = %path.display(), listen = %cli.listen, "keysmith-gateway starting with a routes file");
+            Box::new(StaticRoutes::from_file(path)?)
+        }
+        None => {
+            let client = kube::Client::try_default().await.map_err(Error::Kube)?;
+            let namespace = cli.namespace();
+            tracing::info!(%namespace, listen = %cli.listen, metrics = %cli.metrics_addr, "keysmith-gateway starting");
+            Box::new(KubeRoutes::new(client, namespace))
+        }
+    };
     let watch = tokio::spawn(source.run(table));
     let proxy = bind(cli.listen).await?;
     let admin = bind(cli.metrics_addr).await?;
