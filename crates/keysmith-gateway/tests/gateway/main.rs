@@ -7,6 +7,7 @@
 mod auth;
 mod budget;
 mod caps;
+mod resilience;
 mod streaming;
 mod support;
 mod windows;

@@ -210,11 +210,17 @@ pub struct TestGateway {
     pub admin: String,
     pub clock: Clock,
     pub counters: Arc<MemoryCounters>,
+    pub table: Arc<RouteTable>,
     pub http: reqwest::Client,
 }
 
 /// Starts a gateway serving `routes` at 12:00:05 UTC on 7 December 2026 (the test clock).
 pub async fn start(routes: Vec<GatewayRoute>) -> TestGateway {
+    start_with(GatewayConfig::default(), routes).await
+}
+
+/// [`start`] with a configuration of the test's choosing.
+pub async fn start_with(config: GatewayConfig, routes: Vec<GatewayRoute>) -> TestGateway {
     let clock = Clock::starting_at("2026-12-07T12:00:05Z".parse().unwrap());
     let metrics = Arc::new(Metrics::new());
     let table = Arc::new(RouteTable::new(Some(metrics.clone())));
@@ -224,14 +230,9 @@ pub async fn start(routes: Vec<GatewayRoute>) -> TestGateway {
     }
     Box::new(source).run(table.clone()).await.unwrap();
     let counters = Arc::new(MemoryCounters::new());
-    let gateway = keysmith_gateway::Gateway::new(
-        GatewayConfig::default(),
-        table.clone(),
-        counters.clone(),
-        clock.clone(),
-        metrics,
-    )
-    .unwrap();
+    let gateway =
+        keysmith_gateway::Gateway::new(config, table.clone(), counters.clone(), clock.clone(), metrics)
+            .unwrap();
     let base = format!("http://{}", listen(gateway.proxy_router()).await);
     let admin = format!("http://{}", listen(gateway.admin_router()).await);
     TestGateway {
@@ -239,6 +240,7 @@ pub async fn start(routes: Vec<GatewayRoute>) -> TestGateway {
         admin,
         clock,
         counters,
+        table,
         http: {
             // The test client, unlike the gateway, uses the process-wide provider.
             let _ = rustls::crypto::ring::default_provider().install_default();
