@@ -2,6 +2,9 @@
 //! gateway, in the gateway's namespace, labelled [`ROUTE_LABEL`]`: "true"`. Its data holds
 //! [`ROUTE_DATA_KEY`] (a JSON [`GatewayRoute`]) and [`UPSTREAM_KEY_DATA_KEY`] (the provider key).
 //!
+//! The same module holds the usage report the gateway serves at `GET /usage` ([`UsageReport`]), so
+//! that the operator reads exactly what the gateway writes.
+//!
 //! The document carries a `version` so that a gateway older than the operator can tell a route it
 //! does not understand from a broken one, keep serving the route it had, and say so.
 
@@ -111,6 +114,65 @@ pub struct ModelPrice {
     pub output_usd_per_million: f64,
 }
 
+// The usage report the gateway serves at `GET /usage` (JSON), read by the operator into
+// `status.usage`. The figures are one replica's.
+
+/// Figures of one ApiKey.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyReport {
+    /// Namespace of the ApiKey.
+    pub namespace: String,
+    /// Name of the ApiKey.
+    pub name: String,
+    /// The UTC day the figures are for (`YYYY-MM-DD`).
+    pub day: String,
+    /// Requests forwarded today.
+    pub requests_today: u64,
+    /// Tokens metered today.
+    pub tokens_today: TokenFigures,
+    /// Today's figures per model.
+    pub models: Vec<ModelReport>,
+    /// Spend in the current budget window (the month, week or day the budget resets on; all time
+    /// for a budget that never resets or no budget), when every metered request's cost was known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_usd: Option<f64>,
+    /// When that window ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_resets_at: Option<String>,
+}
+
+/// Input and output tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFigures {
+    /// Input (prompt) tokens.
+    pub input: u64,
+    /// Output (completion) tokens.
+    pub output: u64,
+}
+
+/// Today's figures for one model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelReport {
+    /// The model as requested.
+    pub model: String,
+    /// Requests.
+    pub requests: u64,
+    /// Tokens.
+    pub tokens: TokenFigures,
+    /// Spend where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_usd: Option<f64>,
+}
+
+/// The JSON served at `/usage`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// One entry per ApiKey that has a route.
+    pub keys: Vec<KeyReport>,
+}
+
 /// Why a route document could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteParseError {
@@ -193,6 +255,19 @@ mod tests {
             matches!(err, RouteParseError::UnknownVersion { found: 2 }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_usage_report_reads_as_the_gateway_writes_it() {
+        let json = r#"{"keys":[{"namespace":"a","name":"b","day":"2026-12-07","requestsToday":3,
+            "tokensToday":{"input":30,"output":60},"models":[{"model":"m","requests":3,
+            "tokens":{"input":30,"output":60},"spendUsd":0.5}],"spendUsd":0.5,
+            "windowResetsAt":"2027-01-01T00:00:00Z"}]}"#;
+        let report: UsageReport = serde_json::from_str(json).unwrap();
+        assert_eq!(report.keys[0].tokens_today.output, 60);
+        assert_eq!(report.keys[0].models[0].spend_usd, Some(0.5));
+        let again: UsageReport = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        assert_eq!(again, report);
     }
 
     #[test]

@@ -10,66 +10,12 @@ use std::{
 };
 
 use jiff::Timestamp;
-use keysmith_api::{BudgetReset, gateway_route::ApiKeyRef};
-use serde::Serialize;
+use keysmith_api::{
+    BudgetReset,
+    gateway_route::{ApiKeyRef, KeyReport, ModelReport, TokenFigures, UsageReport},
+};
 
 use crate::{enforce::Usage, windows::Window};
-
-/// Figures of one ApiKey.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyReport {
-    /// Namespace of the ApiKey.
-    pub namespace: String,
-    /// Name of the ApiKey.
-    pub name: String,
-    /// The UTC day the figures are for (`YYYY-MM-DD`).
-    pub day: String,
-    /// Requests forwarded today.
-    pub requests_today: u64,
-    /// Tokens metered today.
-    pub tokens_today: TokenFigures,
-    /// Today's figures per model.
-    pub models: Vec<ModelReport>,
-    /// Spend in the current budget window (the month, week or day the budget resets on; all time
-    /// for a budget that never resets or no budget), when every metered request's cost was known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spend_usd: Option<f64>,
-    /// When that window ends.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub window_resets_at: Option<String>,
-}
-
-/// Input and output tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct TokenFigures {
-    /// Input (prompt) tokens.
-    pub input: u64,
-    /// Output (completion) tokens.
-    pub output: u64,
-}
-
-/// Today's figures for one model.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelReport {
-    /// The model as requested.
-    pub model: String,
-    /// Requests.
-    pub requests: u64,
-    /// Tokens.
-    pub tokens: TokenFigures,
-    /// Spend where known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spend_usd: Option<f64>,
-}
-
-/// The JSON served at `/usage`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct UsageReport {
-    /// One entry per ApiKey that has a route or was used today.
-    pub keys: Vec<KeyReport>,
-}
 
 #[derive(Debug, Default)]
 struct Tally {

@@ -10,16 +10,11 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use keysmith_api::BudgetReset;
+use keysmith_api::{BudgetReset, gateway_route::UsageReport};
 use keysmith_core::Clock;
 
 use crate::{
-    Error,
-    counters::Counters,
-    ledger::{Ledger, UsageReport},
-    metrics::Metrics,
-    routes::RouteTable,
-    tokens::TokenizerMode,
+    Error, counters::Counters, ledger::Ledger, metrics::Metrics, routes::RouteTable, tokens::TokenizerMode,
 };
 
 /// Settings of the proxy.
