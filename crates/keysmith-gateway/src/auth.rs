@@ -14,12 +14,15 @@ use crate::routes::{Route, RouteTable};
 
 /// The key a request presents: `Authorization: Bearer` (OpenAI style) or `x-api-key` (Anthropic).
 pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
-    if let Some(auth) = headers.get(http::header::AUTHORIZATION) {
+    let bearer = headers.get(http::header::AUTHORIZATION).and_then(|auth| {
         let value = auth.as_bytes();
-        let token = value
+        value
             .strip_prefix(b"Bearer ")
-            .or_else(|| value.strip_prefix(b"bearer "))?;
-        return Some(token.trim_ascii()).filter(|t| !t.is_empty());
+            .or_else(|| value.strip_prefix(b"bearer "))
+            .map(<[u8]>::trim_ascii)
+    });
+    if let Some(token) = bearer {
+        return Some(token).filter(|t| !t.is_empty());
     }
     headers
         .get("x-api-key")
@@ -61,6 +64,8 @@ mod tests {
             Some(&b"sk-2"[..])
         );
         assert_eq!(presented_key(&headers(&[("authorization", "Basic abc")])), None);
+        let both = headers(&[("authorization", "Basic abc"), ("x-api-key", "sk-3")]);
+        assert_eq!(presented_key(&both), Some(&b"sk-3"[..]));
         assert_eq!(presented_key(&headers(&[("authorization", "Bearer ")])), None);
         assert_eq!(presented_key(&HeaderMap::new()), None);
     }

@@ -16,7 +16,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod provider_error;
 mod proxy;
-pub mod relay;
+mod relay;
 pub mod request;
 pub mod routes;
 pub mod run;
