@@ -36,6 +36,9 @@ pub struct Cli {
     /// Seconds allowed until a provider's response headers.
     #[arg(long, env = "KEYSMITH_GATEWAY_RESPONSE_TIMEOUT", default_value_t = 300)]
     pub response_timeout_seconds: u64,
+    /// Seconds a provider may stay silent inside a response (between stream chunks).
+    #[arg(long, env = "KEYSMITH_GATEWAY_IDLE_TIMEOUT", default_value_t = 300)]
+    pub idle_timeout_seconds: u64,
     /// Input token counting: `bound` (bytes, no vocabulary in memory) or `exact` (OpenAI vocabularies,
     /// about 24 MiB more resident memory once an OpenAI model is counted).
     #[arg(long, env = "KEYSMITH_GATEWAY_TOKENIZER", value_enum, default_value_t = Tokenizer::Bound)]
@@ -71,6 +74,7 @@ impl Cli {
             max_body_bytes: self.max_body_bytes,
             connect_timeout: Duration::from_secs(self.connect_timeout_seconds),
             response_timeout: Duration::from_secs(self.response_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
             tokenizer: match self.tokenizer {
                 Tokenizer::Bound => TokenizerMode::Bound,
                 Tokenizer::Exact => TokenizerMode::Exact,

@@ -363,7 +363,14 @@ async fn forward(
         }
     }
     let tap = Tap::for_content_type(&content_type);
-    let stream = relay(response.bytes_stream(), tap, settlement, status.is_success());
+    let idle = shared.config.idle_timeout;
+    let stream = relay(
+        response.bytes_stream(),
+        tap,
+        settlement,
+        status.is_success(),
+        idle,
+    );
     builder.body(Body::from_stream(stream)).unwrap_or_else(|_| {
         answer::plain(
             route.api,

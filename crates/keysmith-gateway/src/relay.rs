@@ -4,7 +4,7 @@
 //! The settlement runs before the relayed body signals its end, so a client that reads a response to
 //! the end and sends its next request is judged with the first request's real usage.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -175,16 +175,29 @@ impl<S> Drop for RelayState<S> {
     }
 }
 
-/// The relayed body: every upstream chunk is passed on as it arrives.
+/// Why a relayed body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The upstream's body failed.
+    #[error("upstream body failed")]
+    Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The upstream sent nothing for longer than the idle timeout.
+    #[error("upstream sent nothing for {0:?}")]
+    Idle(Duration),
+}
+
+/// The relayed body: every upstream chunk is passed on as it arrives. An upstream silent for `idle`
+/// ends the body with an error, so a stalled stream cannot hold its connection and reservation forever.
 pub fn relay<S, E>(
     upstream: S,
     tap: Tap,
     settlement: Settlement,
     success: bool,
-) -> impl Stream<Item = Result<Bytes, E>> + Send + 'static
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, RelayError>> + Send + 'static
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let state = RelayState {
         upstream,
@@ -192,13 +205,18 @@ where
         settlement: Some(settlement),
         success,
     };
-    futures::stream::unfold(state, |mut s| async move {
-        match s.upstream.next().await {
+    futures::stream::unfold(state, move |mut s| async move {
+        let next = match tokio::time::timeout(idle, s.upstream.next()).await {
+            Ok(next) => next.map(|item| item.map_err(|e| RelayError::Upstream(Box::new(e)))),
+            Err(_) => Some(Err(RelayError::Idle(idle))),
+        };
+        match next {
             Some(Ok(chunk)) => {
                 s.tap.feed(&chunk);
                 Some((Ok(chunk), s))
             }
             Some(Err(err)) => {
+                tracing::warn!(error = %err, "relaying a response stopped early");
                 s.settle().await;
                 Some((Err(err), s))
             }

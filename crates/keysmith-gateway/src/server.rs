@@ -26,6 +26,8 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// Time allowed until the upstream's response headers (a stream may then run as long as it runs).
     pub response_timeout: Duration,
+    /// Longest silence allowed inside a response body (between chunks of a stream).
+    pub idle_timeout: Duration,
     /// How input tokens are counted.
     pub tokenizer: TokenizerMode,
 }
@@ -36,6 +38,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 16 << 20,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(300),
             tokenizer: TokenizerMode::Bound,
         }
     }

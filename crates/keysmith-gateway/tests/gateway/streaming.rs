@@ -100,3 +100,41 @@ async fn a_non_streaming_anthropic_answer_sends_the_provider_key_as_x_api_key() 
     assert_eq!(up.credentials.lock().unwrap()[0], UPSTREAM_KEY);
     assert_eq!(gw.usage_of("a").await["tokensToday"]["output"], 7);
 }
+
+#[tokio::test]
+async fn a_stream_that_goes_silent_is_ended_after_the_idle_timeout_and_settled() {
+    let (up, base) = start_upstream().await;
+    // Never notified: the provider stalls after its first chunk.
+    *up.hold.lock().unwrap() = Some(Arc::new(Notify::new()));
+    let config = keysmith_gateway::GatewayConfig {
+        idle_timeout: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
+    let gw = start_with(
+        config,
+        vec![route(
+            "i",
+            "ks-i",
+            GatewayApi::Openai,
+            &base,
+            RouteLimits::default(),
+        )],
+    )
+    .await;
+    let mut body = hello("gpt-4o-mini");
+    body["stream"] = json!(true);
+    let r = gw.chat("ks-i", body).await;
+    assert_eq!(r.status(), 200);
+    let mut stream = r.bytes_stream();
+    assert!(stream.next().await.unwrap().is_ok());
+    let end = stream.next().await;
+    assert!(
+        matches!(end, Some(Err(_)) | None),
+        "the body ends instead of hanging: {end:?}"
+    );
+    assert_eq!(
+        gw.usage_of("i").await["requestsToday"],
+        1,
+        "the request was settled and recorded"
+    );
+}
