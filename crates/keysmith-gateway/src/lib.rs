@@ -21,6 +21,7 @@ pub mod request;
 pub mod routes;
 pub mod run;
 pub mod server;
+mod sse_filter;
 pub mod tokens;
 pub mod usage;
 pub mod windows;

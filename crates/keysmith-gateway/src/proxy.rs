@@ -23,6 +23,7 @@ use crate::{
     request::{self, Endpoint, Rewrite},
     routes::Route,
     server::Shared,
+    sse_filter::UsageChunkFilter,
     tokens::{self, TokenizerMode},
 };
 
@@ -170,6 +171,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         charges,
         model: judged.model,
         metered: endpoint.is_metered(),
+        strip_usage_chunk: judged.injected_usage,
     };
     forward(
         shared,
@@ -191,6 +193,8 @@ struct Judged {
     demand: Demand,
     overruns: Vec<&'static str>,
     rewritten: bool,
+    /// The gateway asked for the usage chunk; the client did not.
+    injected_usage: bool,
 }
 
 /// Applies the per-request caps and works out the reservation; edits the body where the caps say so.
@@ -250,6 +254,7 @@ fn judge(
         },
         overruns,
         rewritten: rewrite.is_needed(),
+        injected_usage: rewrite.include_usage,
     })
 }
 
@@ -363,6 +368,7 @@ async fn forward(
         }
     }
     let tap = Tap::for_content_type(&content_type);
+    let filter = (settlement.strip_usage_chunk && matches!(tap, Tap::Sse(_))).then(UsageChunkFilter::default);
     let idle = shared.config.idle_timeout;
     let stream = relay(
         response.bytes_stream(),
@@ -370,6 +376,7 @@ async fn forward(
         settlement,
         status.is_success(),
         idle,
+        filter,
     );
     builder.body(Body::from_stream(stream)).unwrap_or_else(|_| {
         answer::plain(

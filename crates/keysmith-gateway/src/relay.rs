@@ -16,6 +16,7 @@ use crate::{
     ledger::Entry,
     routes::Route,
     server::Shared,
+    sse_filter::UsageChunkFilter,
     usage::{SseUsage, usage_in, usage_in_body},
 };
 
@@ -26,6 +27,8 @@ pub struct Settlement {
     pub(crate) charges: Vec<Charge>,
     pub(crate) model: Option<String>,
     pub(crate) metered: bool,
+    /// Remove the usage-only stream chunk the gateway asked for on the client's behalf.
+    pub(crate) strip_usage_chunk: bool,
 }
 
 impl Settlement {
@@ -157,6 +160,7 @@ struct RelayState<S> {
     tap: Tap,
     settlement: Option<Settlement>,
     success: bool,
+    filter: Option<UsageChunkFilter>,
 }
 
 impl<S> Drop for RelayState<S> {
@@ -194,6 +198,7 @@ pub fn relay<S, E>(
     settlement: Settlement,
     success: bool,
     idle: Duration,
+    filter: Option<UsageChunkFilter>,
 ) -> impl Stream<Item = Result<Bytes, RelayError>> + Send + 'static
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
@@ -204,25 +209,40 @@ where
         tap,
         settlement: Some(settlement),
         success,
+        filter,
     };
     futures::stream::unfold(state, move |mut s| async move {
-        let next = match tokio::time::timeout(idle, s.upstream.next()).await {
-            Ok(next) => next.map(|item| item.map_err(|e| RelayError::Upstream(Box::new(e)))),
-            Err(_) => Some(Err(RelayError::Idle(idle))),
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                s.tap.feed(&chunk);
-                Some((Ok(chunk), s))
-            }
-            Some(Err(err)) => {
-                tracing::warn!(error = %err, "relaying a response stopped early");
-                s.settle().await;
-                Some((Err(err), s))
-            }
-            None => {
-                s.settle().await;
-                None
+        loop {
+            let next = match tokio::time::timeout(idle, s.upstream.next()).await {
+                Ok(next) => next.map(|item| item.map_err(|e| RelayError::Upstream(Box::new(e)))),
+                Err(_) => Some(Err(RelayError::Idle(idle))),
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    s.tap.feed(&chunk);
+                    let out = match s.filter.as_mut() {
+                        Some(filter) => filter.feed(&chunk),
+                        None => chunk,
+                    };
+                    // A chunk held back whole (a partial line) yields nothing yet.
+                    if !out.is_empty() {
+                        return Some((Ok(out), s));
+                    }
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "relaying a response stopped early");
+                    s.settle().await;
+                    return Some((Err(err), s));
+                }
+                None => {
+                    s.settle().await;
+                    let rest = s
+                        .filter
+                        .as_mut()
+                        .map(UsageChunkFilter::finish)
+                        .unwrap_or_default();
+                    return (!rest.is_empty()).then_some((Ok(rest), s));
+                }
             }
         }
     })
