@@ -89,10 +89,22 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         }
     };
     let endpoint = Endpoint::classify(route.api, &parts.method, &rest);
-    let mut body_json: Option<Value> = endpoint
-        .is_metered()
-        .then(|| serde_json::from_slice(&bytes).ok())
-        .flatten();
+    let mut body_json: Option<Value> = None;
+    if endpoint.is_metered() {
+        // A metered call the gateway cannot read cannot be held to its caps, so it goes no further.
+        match serde_json::from_slice(&bytes) {
+            Ok(json) => body_json = Some(json),
+            Err(_) => {
+                shared.metrics.request(who, Outcome::bad_request, "");
+                return answer::plain(
+                    route.api,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    "The request body is not valid JSON.",
+                );
+            }
+        }
+    }
 
     let judged = match body_json.as_mut() {
         Some(json) => match judge(&shared, &route, endpoint, json) {

@@ -151,3 +151,28 @@ async fn unauthorized_requests_are_counted_without_naming_a_key() {
     );
     assert!(!metrics.contains("ks-none"));
 }
+
+#[tokio::test]
+async fn a_metered_call_with_a_body_that_is_not_json_is_refused() {
+    let (up, base) = start_upstream().await;
+    let gw = start(vec![route(
+        "j",
+        "ks-j",
+        GatewayApi::Openai,
+        &base,
+        RouteLimits::default(),
+    )])
+    .await;
+    let r = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .bearer_auth("ks-j")
+        .body("{\"model\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_json");
+    assert_eq!(up.requests(), 0);
+}
