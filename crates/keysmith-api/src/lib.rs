@@ -9,6 +9,7 @@ mod api_key;
 mod cluster_model_hub;
 mod common;
 pub mod conditions;
+pub mod gateway_route;
 mod limits;
 mod model_hub;
 pub mod reasons;
