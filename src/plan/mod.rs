@@ -10,8 +10,8 @@ pub mod unrevoked;
 
 pub use rotation::{RestartPlan, next_rotation, restart_plan, rotation_due, rotation_overlap};
 pub use secret::{
-    Delivery, desired_secret, display_name, secret_data_keys, secret_key_id, secret_name, secret_owned_by,
-    secret_value,
+    Delivery, desired_secret, display_name, limits_document, secret_data_keys, secret_key_id, secret_name,
+    secret_owned_by, secret_value,
 };
 pub use settings::{KeyChange, desired_settings, key_change};
 

@@ -22,6 +22,16 @@ pub struct Delivery {
     pub published: BTreeMap<String, String>,
 }
 
+/// The JSON published under `spec.secret.keys.limits`: the effective limits and what happens at them.
+/// Field order is fixed by the types, so an unchanged spec writes the same bytes (no Secret churn).
+pub fn limits_document(key: &ApiKey, limits: &keysmith_api::EffectiveLimits) -> String {
+    let doc = serde_json::json!({
+        "onLimitExceeded": key.spec.on_limit_exceeded.unwrap_or_default(),
+        "limits": limits,
+    });
+    doc.to_string()
+}
+
 /// The display name: the spec's, else `<namespace>/<name>`.
 pub fn display_name(key: &ApiKey) -> String {
     key.spec

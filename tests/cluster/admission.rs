@@ -213,6 +213,11 @@ async fn malformed_manifests_are_rejected_with_messages_naming_the_field() {
             json!({"provider": "openai", "openai": {}}),
             &["spec.openai.projectId", "Required value"],
         ),
+        (
+            "ApiKey",
+            key(json!({"secret": {"keys": {"limits": "apiKey"}}})),
+            &["spec.secret.keys", "limits must be a data key of its own"],
+        ),
         // Accepted before, yet could never work or would leak a credential into logs and status.
         (
             "ApiKey",

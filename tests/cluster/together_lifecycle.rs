@@ -85,7 +85,7 @@ async fn a_together_key_is_validated_delivered_and_its_limits_only_published() {
             "summarizer",
             json!({"limits": {"requestsPerMinute": 60}, "budget": {"limitUsd": 10},
                    "requestLimits": {"maxInputTokens": 8192},
-                   "secret": {"name": "summarizer-llm", "keys": {"apiKey": "OPENAI_API_KEY", "baseUrl": "OPENAI_BASE_URL"}}}),
+                   "secret": {"name": "summarizer-llm", "keys": {"apiKey": "OPENAI_API_KEY", "baseUrl": "OPENAI_BASE_URL", "limits": "KEYSMITH_LIMITS"}}}),
         )
         .await;
     let key = env.wait_key("summarizer", "ApiKey Ready", is_ready).await;
@@ -94,6 +94,13 @@ async fn a_together_key_is_validated_delivered_and_its_limits_only_published() {
     assert_eq!(data["OPENAI_BASE_URL"], env.running.base_url);
     assert_eq!(data["maxInputTokens"], "8192");
     assert_eq!(data["maxOutputTokens"], "2048");
+    // The opt-in limits document: what a client should pace itself by, and who holds each limit.
+    let doc: Value = serde_json::from_str(&data["KEYSMITH_LIMITS"]).unwrap();
+    assert_eq!(doc["onLimitExceeded"], "Reject");
+    assert_eq!(doc["limits"]["requestsPerMinute"]["value"], 60);
+    assert_eq!(doc["limits"]["requestsPerMinute"]["enforcement"], "Advisory");
+    assert_eq!(doc["limits"]["maxOutputTokens"]["source"], "HubDefault");
+    assert_eq!(doc["limits"]["budget"]["limitUsd"], 10.0);
 
     let status = key.status.unwrap();
     assert!(!serde_json::to_string(&status).unwrap().contains(&value));

@@ -44,6 +44,7 @@ pub struct SecretSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.apiKey) || !has(self.baseUrl) || self.apiKey != self.baseUrl").message("apiKey and baseUrl must be different data keys"))]
+#[x_kube(validation = Rule::new("!has(self.limits) || (self.limits != (has(self.apiKey) ? self.apiKey : 'apiKey') && self.limits != (has(self.baseUrl) ? self.baseUrl : 'baseUrl'))").message("limits must be a data key of its own, not the key's or the base URL's"))]
 pub struct SecretDataKeys {
     /// Data key holding the key value (default `apiKey`), e.g. `OPENAI_API_KEY`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +56,13 @@ pub struct SecretDataKeys {
     #[x_kube(validation = Rule::new(DATA_KEY_RULE).message("must be a valid Secret data key (letters, digits, '-', '_', '.')"))]
     #[schemars(length(min = 1, max = 253))]
     pub base_url: Option<String>,
+    /// Opt-in: a data key (e.g. `KEYSMITH_LIMITS`) that carries the effective limits (value, source and
+    /// who enforces each) and `onLimitExceeded` as JSON, so that a client or gateway can pace itself by
+    /// the limits that are only advisory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(DATA_KEY_RULE).message("must be a valid Secret data key (letters, digits, '-', '_', '.')"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub limits: Option<String>,
 }
 
 /// CEL: a lowercase RFC 1123 DNS subdomain, the rule for Secret names.

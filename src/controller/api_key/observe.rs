@@ -160,6 +160,18 @@ pub async fn gather<'a>(
             run.caps.rotation = Enforcement::Unsupported;
         }
     }
+    if let Some(data_key) = key
+        .spec
+        .secret
+        .as_ref()
+        .and_then(|s| s.keys.as_ref())
+        .and_then(|k| k.limits.clone())
+    {
+        let limits = keysmith_limits::effective_limits(key, hub, &run.caps);
+        run.delivery
+            .published
+            .insert(data_key, plan::limits_document(key, &limits));
+    }
     Ok(run)
 }
 
