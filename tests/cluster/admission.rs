@@ -269,6 +269,21 @@ async fn malformed_manifests_are_rejected_with_messages_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_rate_limit_without_an_interval_is_accepted_and_stored_as_written() {
+    let ns = TestNamespace::new("interval").await;
+    let keys = api(&ns, "ApiKey");
+    let spec = key(json!({"rateLimit": {"requests": 10}}));
+    keys.create(&PostParams::default(), &object("ApiKey", "k", spec))
+        .await
+        .unwrap();
+    let stored = keys.get("k").await.unwrap();
+    // No schema default: what GitOps applied is what is stored, and keysmith reads 60 s.
+    assert_eq!(stored.data["spec"]["rateLimit"], json!({"requests": 10}));
+    let typed: ApiKey = serde_json::from_value(serde_json::to_value(&stored).unwrap()).unwrap();
+    assert_eq!(typed.spec.rate_limit.unwrap().interval_seconds, 60);
+}
+
+#[tokio::test]
 async fn immutable_fields_cannot_change_after_creation() {
     let ns = TestNamespace::new("immutable").await;
     let params = PatchParams::apply("keysmith-tests");

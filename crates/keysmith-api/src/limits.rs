@@ -41,9 +41,32 @@ pub struct RateLimit {
     /// Requests allowed per interval.
     #[schemars(range(min = 0))]
     pub requests: u64,
-    /// Length of the interval in seconds; must be greater than 0.
-    #[schemars(range(min = 1))]
+    /// Length of the interval in seconds, greater than 0; 60 when left out.
+    // The 60 is applied when reading, not by a schema default, so that a GitOps diff of an applied
+    // object never shows a field its manifest does not have.
+    #[serde(default = "default_interval_seconds")]
+    #[schemars(schema_with = "interval_seconds_schema", transform = no_default)]
     pub interval_seconds: u64,
+}
+
+/// `rateLimit.intervalSeconds` when left out: a minute.
+pub const DEFAULT_INTERVAL_SECONDS: u64 = 60;
+
+fn default_interval_seconds() -> u64 {
+    DEFAULT_INTERVAL_SECONDS
+}
+
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
+fn interval_seconds_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "integer",
+        "format": "uint64",
+        "minimum": 1,
+        "description": "Length of the interval in seconds, greater than 0; 60 when left out."
+    })
 }
 
 /// Request and token limits for the key as a whole.

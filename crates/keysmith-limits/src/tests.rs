@@ -264,3 +264,14 @@ fn a_request_rate_over_a_day_is_a_daily_cap_when_usage_reaches_it() {
         ["limits.requestsPerDay"]
     );
 }
+
+#[test]
+fn a_rate_limit_without_an_interval_is_per_minute() {
+    let k = key(serde_json::json!({"rateLimit": {"requests": 30}}));
+    let (rate, _) = effective_rate_limit(&k, &hub(serde_json::json!(null))).unwrap();
+    assert_eq!(rate.interval_seconds, 60);
+    let mut limits = keysmith_api::Limits::default();
+    // A per-minute rate folds into requestsPerMinute like one that says 60 outright.
+    assert_eq!(fold_rate_limit(&mut limits, rate), None);
+    assert_eq!(limits.requests_per_minute, Some(30));
+}
