@@ -672,3 +672,52 @@ async fn a_key_revoked_over_its_daily_budget_is_reissued_once_at_midnight_across
         .count();
     assert_eq!(restored, 1, "restored exactly once");
 }
+
+/// `limits.requestsPerDay` under `Reject`: OpenAI holds no per-key request cap, but it reports each
+/// key's requests of the day, so keysmith enforces it (`Operator`): the key is revoked once the count
+/// reaches the cap and one new key comes at 00:00 UTC, as for a daily budget.
+#[tokio::test]
+async fn a_daily_request_cap_is_enforced_by_keysmith_and_lifts_at_midnight() {
+    let clock = Clock::starting_at("2026-11-23T23:40:00Z".parse().unwrap());
+    let mut env = OpenAi::on_clock("oai-rpd", clock.clone()).await;
+    env.scene.start_operator_with_clock(clock.clone());
+    env.apply_hub("oai", json!({})).await;
+    env.apply_key(
+        "k",
+        json!({"hubRef": {"name": "oai"}, "onLimitExceeded": "Reject", "limits": {"requestsPerDay": 3}}),
+    )
+    .await;
+    // Once OpenAI's usage report has been read, the cap is keysmith's to hold.
+    env.wait_key("k", "requestsPerDay held by keysmith", |k| {
+        is_ready(k)
+            && k.status
+                .as_ref()
+                .and_then(|s| s.effective_limits.as_ref())
+                .and_then(|l| l.requests_per_day.as_ref())
+                .is_some_and(|v| v.value == 3 && v.enforcement == Enforcement::Operator)
+    })
+    .await;
+    let first = status_key_id(&env.ns.api::<ApiKey>().get("k").await.unwrap()).unwrap();
+    let project_key = env.account(&first).key_id.unwrap();
+    let mut used = Usage::new(&project_key, "gpt-4o-mini", 0.01);
+    used.requests = 3;
+    assert!(env.sim.record_usage(used));
+    let key = env
+        .wait_key("k", "stopped at the daily request cap", |k| {
+            key_ready(k) == Some(("False".into(), "LimitExceeded".into()))
+                && k.status.as_ref().is_some_and(|s| s.suspended.is_some())
+        })
+        .await;
+    let (status, reason) = condition(key.status.as_ref().map(|s| &s.conditions), "LimitExceeded").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "RateLimitExceeded"));
+    assert!(env.account(&first).deleted);
+
+    // 00:00 UTC: the count starts again, and one new key is issued.
+    clock.set("2026-11-24T00:00:30Z".parse().unwrap());
+    let key = env
+        .wait_key("k", "Ready with a new key after midnight", |k| {
+            is_ready(k) && status_key_id(k).is_some_and(|id| id != first)
+        })
+        .await;
+    assert!(key.status.unwrap().suspended.is_none());
+}

@@ -53,7 +53,7 @@ pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities
             out.push(Breach {
                 limit,
                 message: format!("{used} {unit} today reached {limit} = {cap}"),
-                enforcement: caps.rate_limits,
+                enforcement: daily(caps.rate_limits),
             });
         }
     }
@@ -71,10 +71,38 @@ pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities
                 "{used} requests today reached rateLimit = {} per day",
                 rate.requests
             ),
-            enforcement: caps.rate_limits,
+            enforcement: daily(caps.rate_limits),
         });
     }
     out
+}
+
+/// Who holds a daily request or token cap whose count the provider reports for the key: where the
+/// provider holds no per-key limit, keysmith does, by acting on the count (disabling or revoking the
+/// key until 00:00 UTC), as it does for budgets.
+pub fn daily(rate_limits: Enforcement) -> Enforcement {
+    match rate_limits {
+        Enforcement::Advisory => Enforcement::Operator,
+        other => other,
+    }
+}
+
+/// `limits` with the daily caps whose counts `usage` reports marked as held by keysmith (see [`daily`]).
+pub fn with_daily_counts(limits: &mut keysmith_api::EffectiveLimits, usage: &Usage) {
+    let upgrade = |value: &mut Option<keysmith_api::EffectiveValue>, counted: bool| {
+        if let Some(v) = value.as_mut().filter(|_| counted) {
+            v.enforcement = daily(v.enforcement);
+        }
+    };
+    upgrade(&mut limits.requests_per_day, usage.requests_today.is_some());
+    upgrade(&mut limits.tokens_per_day, usage.tokens_today.is_some());
+    if let Some(rate) = limits
+        .rate_limit
+        .as_mut()
+        .filter(|r| r.interval_seconds == 86_400 && usage.requests_today.is_some())
+    {
+        rate.enforcement = daily(rate.enforcement);
+    }
 }
 
 /// Whether keysmith itself must stop the key: `Reject` and a reached limit that only keysmith

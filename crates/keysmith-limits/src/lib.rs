@@ -9,7 +9,7 @@ mod entry_tier;
 mod usage;
 mod windows;
 
-pub use breaches::{Breach, breaches, operator_blocks, operator_expired};
+pub use breaches::{Breach, breaches, daily, operator_blocks, operator_expired, with_daily_counts};
 pub use effective::{
     budget_reset_in_force, effective_budget, effective_key_limits, effective_limits, effective_model_limits,
     effective_rate_limit, fold_rate_limit, published_limits,

@@ -275,3 +275,44 @@ fn a_rate_limit_without_an_interval_is_per_minute() {
     assert_eq!(fold_rate_limit(&mut limits, rate), None);
     assert_eq!(limits.requests_per_minute, Some(30));
 }
+
+#[test]
+fn daily_caps_with_reported_counts_are_held_by_keysmith_and_start_again_at_midnight() {
+    use keysmith_api::{ApiKeyStatus, Suspension, SuspensionReason};
+    let k = key(serde_json::json!({"limits": {"requestsPerDay": 3, "tokensPerDay": 100}}));
+    let mut caps = all_provider_capabilities();
+    caps.rate_limits = Enforcement::Advisory;
+    let usage = Usage {
+        requests_today: Some(3),
+        ..Default::default()
+    };
+    let found = breaches(&k, &hub(serde_json::json!(null)), &usage, &caps);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].enforcement, Enforcement::Operator);
+    let mut limits = effective_limits(&k, &hub(serde_json::json!(null)), &caps);
+    with_daily_counts(&mut limits, &usage);
+    assert_eq!(
+        limits.requests_per_day.unwrap().enforcement,
+        Enforcement::Operator
+    );
+    // No token count reported: nobody holds tokensPerDay.
+    assert_eq!(limits.tokens_per_day.unwrap().enforcement, Enforcement::Advisory);
+
+    let status = ApiKeyStatus {
+        usage: Some(usage),
+        suspended: Some(Suspension {
+            reason: SuspensionReason::LimitExceeded,
+            since: ts("2026-11-23T23:40:00Z").into(),
+            revoked_key_id: None,
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        usage_while_suspended(&status, ts("2026-11-23T23:59:59Z")).requests_today,
+        Some(3)
+    );
+    assert_eq!(
+        usage_while_suspended(&status, ts("2026-11-24T00:00:01Z")).requests_today,
+        None
+    );
+}

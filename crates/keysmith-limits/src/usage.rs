@@ -67,10 +67,21 @@ pub fn usage_status(usage: &KeyUsage, budget_reset: Option<BudgetReset>, now: Ti
 /// An unreadable reset time counts as not reached: the key stays judged by what it spent (the
 /// operator refuses such a status before it decides anything, see `ApiKeyStatus::check_times`).
 pub fn usage_while_suspended(status: &keysmith_api::ApiKeyStatus, now: Timestamp) -> Usage {
-    let last = status.usage.clone().unwrap_or_default();
+    let mut last = status.usage.clone().unwrap_or_default();
     let reset = last
         .window_resets_at
         .as_ref()
         .is_some_and(|t| t.get().is_ok_and(|t| t <= now));
-    if reset { Usage::default() } else { last }
+    if reset {
+        return Usage::default();
+    }
+    // Daily counts start again at 00:00 UTC, whatever the budget's window.
+    let day = |t: Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let since = status.suspended.as_ref().and_then(|s| s.since.get().ok());
+    if since.is_some_and(|since| day(since) < day(now)) {
+        last.requests_today = None;
+        last.tokens_today = None;
+        last.daily_usd = None;
+    }
+    last
 }

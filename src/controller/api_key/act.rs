@@ -117,6 +117,11 @@ impl Run<'_> {
             Step::RevokePrevious => self.revoke_previous(status).await?,
             Step::FinishRevoke => self.finish_revoke(status).await?,
             Step::Restore => {
+                // What lifted the suspension (a new window, a new day) must not bring it back at once.
+                status.usage = Some(keysmith_limits::usage_while_suspended(
+                    status,
+                    self.ctx.clock.now(),
+                ));
                 status.suspended = None;
                 self.event(
                     Reason::KeyRestored,

@@ -44,6 +44,7 @@ pub fn synced(
 ) {
     let generation = key.metadata.generation;
     let mut limits = keysmith_limits::effective_limits(key, hub, caps);
+    keysmith_limits::with_daily_counts(&mut limits, &usage);
     let unknown_spend = spend_unknown(&limits, &usage);
     if let Some(budget) = limits.budget.as_mut().filter(|_| unknown_spend) {
         budget.spend_known = Some(false);
