@@ -9,8 +9,9 @@
 #   - no ApiKey or ModelHub write by the new operator, neither when it takes over nor during an
 #     observation window once it has settled, which lasts until every ApiKey's periodic usage poll has
 #     run in it. Any write fails the check with the diff of what changed and who wrote it. The one
-#     exception is metadata a release adds once to objects of the previous one (MIGRATION_* below: the
-#     deletion-protection finalizers of hubs and their credential Secrets), allowed at takeover only.
+#     exception is what a release adds once to objects of the previous one (MIGRATION_* below: the
+#     deletion-protection finalizers of hubs and their credential Secrets, new ApiKey conditions),
+#     allowed at takeover only.
 #
 #   hack/upgrade-check.sh                    base from hack/upgrade-base
 #   UPGRADE_BASE=<rev> hack/upgrade-check.sh another base (any revision of this clone)
@@ -449,6 +450,13 @@ def diff(old, new):
 # a hub while ApiKeys use it, and the finalizer and label that keep its credential Secret while a hub does.
 MIGRATION_FINALIZERS = {"keysmith.dev/hub-in-use", "keysmith.dev/credential-in-use"}
 MIGRATION_LABELS = {"keysmith.dev/credential"}
+# And the ApiKey conditions this release adds: which limits nobody enforces, and whether the provider's
+# management API is in sync (apart from Ready). Each key's status gains them in one write at takeover.
+MIGRATION_CONDITIONS = {"LimitsEnforced", "Synced"}
+def without_new_conditions(obj):
+    status = obj.get("status") or {}
+    if "conditions" in status:
+        status["conditions"] = [c for c in status["conditions"] if c.get("type") not in MIGRATION_CONDITIONS]
 def unmigrated(meta):
     meta = json.loads(json.dumps(meta))
     fin = [f for f in meta.get("finalizers") or [] if f not in MIGRATION_FINALIZERS]
@@ -460,6 +468,7 @@ def only_migration(old, new):
     a, b = json.loads(json.dumps(old)), json.loads(json.dumps(new))
     for o in (a, b):
         o["metadata"] = unmigrated(o["metadata"])
+        without_new_conditions(o)
     return all(l.startswith("    written by") or l == "    (no field changed)" for l in diff(a, b))
 
 def writes(kind, old, new, when, migrating=False):
@@ -528,7 +537,7 @@ for name, h in hubs2.items():
         fail(f"ModelHub {name} is not Ready: {c}")
 
 # Writes by the new operator: at takeover (s0 -> s1) and once settled (s1 -> s2).
-takeover = writes("ApiKey", keys0, keys1, "when the new operator took over")
+takeover = writes("ApiKey", keys0, keys1, "when the new operator took over", migrating=True)
 churn = writes("ApiKey", keys1, keys2, f"during the {observe} s observation window")
 hubs0, hubs1 = objects("s0", "modelhubs.json"), objects("s1", "modelhubs.json")
 hub_writes = writes("ModelHub", hubs0, hubs1, "when the new operator took over", migrating=True)
@@ -584,7 +593,7 @@ if mutating:
 print(f"[upgrade] new operator: {len(calls)} provider calls, {len(mutating)} mutating; "
       f"{len(live2)} live provider keys for {len(keys2)} ApiKeys", file=sys.stderr)
 if migrations:
-    print(f"[upgrade] one-time metadata of this release (deletion protection): {', '.join(migrations)}", file=sys.stderr)
+    print(f"[upgrade] one-time additions of this release (deletion protection, new ApiKey conditions): {', '.join(migrations)}", file=sys.stderr)
 status = "passed" if not failures else f"FAILED ({len(failures)} problems above)"
 print(f"[upgrade] base {base} -> working tree: {len(keys2)} ApiKeys ({ready} Ready, {disabled} disabled as specified), "
       f"{len(new_keys)} new provider keys, {len(revoked)} revoked, {changed_keys} changed, "
