@@ -103,6 +103,23 @@ async fn minted_key_lands_in_an_owned_secret_and_follows_the_spec() {
     let usage = key.status.unwrap().usage.unwrap();
     assert_eq!(usage.total_usd, Some(3.25));
     assert_eq!(usage.remaining_usd, Some(16.75));
+
+    // BYOK spend counts against this limit (includeByok): status counts it too, so a key OpenRouter
+    // already refuses never shows as within its budget.
+    env.sim.add_spend(&key_id, 17.0, true);
+    let key = env
+        .wait_key("chat", "BYOK spend in the window", |k| {
+            k.status
+                .as_ref()
+                .and_then(|s| s.usage.as_ref())
+                .and_then(|u| u.current_usd)
+                == Some(20.25)
+        })
+        .await;
+    let exceeded =
+        crate::support::operator::condition(key.status.as_ref().map(|s| &s.conditions), "LimitExceeded");
+    assert_eq!(exceeded, Some(("True".into(), "BudgetExceeded".into())));
+    assert_eq!(key.status.unwrap().usage.unwrap().remaining_usd, Some(0.0));
     assert!(usage.window_resets_at.unwrap().ends_with("T00:00:00Z"));
 }
 

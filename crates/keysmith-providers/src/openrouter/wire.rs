@@ -133,18 +133,32 @@ pub(super) struct WireLimits {
     pub usage_weekly: Option<f64>,
     #[serde(default)]
     pub usage_monthly: Option<f64>,
+    #[serde(default)]
+    pub byok_usage: Option<f64>,
+    #[serde(default)]
+    pub byok_usage_daily: Option<f64>,
+    #[serde(default)]
+    pub byok_usage_weekly: Option<f64>,
+    #[serde(default)]
+    pub byok_usage_monthly: Option<f64>,
 }
 
 impl WireLimits {
-    /// OpenRouter's own credit spend. BYOK spend (`byok_usage*`) is billed by the upstream provider,
-    /// not OpenRouter, so it is left out even when it counts against the limit; `remaining_usd` is
-    /// OpenRouter's own figure and already accounts for it.
+    /// The spend that counts against the key's limit: OpenRouter's own credits, plus the BYOK spend
+    /// (billed by the upstream provider) when `include_byok_in_limit` says it counts. Otherwise status
+    /// would show a key under its budget that OpenRouter already refuses. `remaining_usd` is
+    /// OpenRouter's own figure, which accounts for it either way.
     fn usage(&self) -> KeyUsage {
+        let byok = self.include_byok_in_limit.unwrap_or(false);
+        let counted = |credits: Option<f64>, byok_usd: Option<f64>| match (credits, byok_usd) {
+            (Some(c), Some(b)) if byok => Some(c + b),
+            (c, _) => c,
+        };
         KeyUsage {
-            total_usd: self.usage,
-            daily_usd: self.usage_daily,
-            weekly_usd: self.usage_weekly,
-            monthly_usd: self.usage_monthly,
+            total_usd: counted(self.usage, self.byok_usage),
+            daily_usd: counted(self.usage_daily, self.byok_usage_daily),
+            weekly_usd: counted(self.usage_weekly, self.byok_usage_weekly),
+            monthly_usd: counted(self.usage_monthly, self.byok_usage_monthly),
             remaining_usd: self.limit_remaining,
             ..Default::default()
         }
@@ -258,6 +272,34 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn byok_spend_counts_in_the_windows_only_when_it_counts_against_the_limit() {
+        let key = |include: bool| {
+            let body = json!({"data":{"hash":"b1","name":"n","label":"l","disabled":false,
+                "limit":10,"limit_remaining":0,"limit_reset":"daily","include_byok_in_limit":include,
+                "usage":4,"usage_daily":1,"usage_weekly":2,"usage_monthly":3,
+                "byok_usage":20,"byok_usage_daily":9,"byok_usage_weekly":10,"byok_usage_monthly":11,
+                "created_at":"2025-08-24T10:30:00Z"}});
+            serde_json::from_value::<Data<WireKey>>(body)
+                .unwrap()
+                .data
+                .into_record()
+                .usage
+        };
+        let counted = key(true);
+        assert_eq!(
+            (
+                counted.total_usd,
+                counted.daily_usd,
+                counted.weekly_usd,
+                counted.monthly_usd
+            ),
+            (Some(24.0), Some(10.0), Some(12.0), Some(14.0))
+        );
+        let own = key(false);
+        assert_eq!((own.total_usd, own.daily_usd), (Some(4.0), Some(1.0)));
+    }
 
     #[test]
     fn a_documented_key_object_maps_onto_a_record() {
