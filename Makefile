@@ -6,7 +6,7 @@ SHELL := bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/keysmith/cargo-target
 CARGO ?= cargo
 
-.PHONY: help tools cluster-up cluster-down demo test upgrade-check lint fmt crds bench bench-smoke
+.PHONY: help tools cluster-up cluster-down demo test upgrade-check lint fmt crds bench bench-gateway bench-smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ BENCH_ARGS ?=
 
 bench: cluster-up ## Convergence benchmark: 1,000 ApiKeys, operator vs floor, 3 rounds (about 15 minutes)
 	$(CARGO) bench --locked --bench converge -- $(BENCH_ARGS)
+
+bench-gateway: ## keysmith-gateway's added latency at 100, 1,000 and 3,000 requests/s against direct calls and the LiteLLM proxy (about 5 minutes)
+	hack/bench-gateway.sh
 
 bench-smoke: cluster-up ## The benchmark's plumbing in a minute: 50 ApiKeys, 1 round, 10 s idle (not the measured configuration)
 	$(CARGO) bench --locked --bench converge -- --n 50 --rounds 1 --idle 10s --settle 3s $(BENCH_ARGS)
