@@ -106,6 +106,8 @@ refuse "needs leaderElection.enabled=true" --set replicaCount=2 --set leaderElec
 refuse "needs leaderElection.enabled=true" --set updateStrategy.type=RollingUpdate --set leaderElection.enabled=false
 refuse "updateStrategy.rollingUpdate is set" --set updateStrategy.rollingUpdate.maxSurge=1
 refuse "needs metrics.service.enabled=true" --set metrics.serviceMonitor.enabled=true --set metrics.service.enabled=false
+refuse "/gateway/replicas" --set gateway.enabled=true --set gateway.replicas=2
+refuse "/gateway/tokenizer" --set gateway.tokenizer=precise
 log "$refused kinds of bad values refused by helm template"
 
 # 3. Render each mode, validate it on the apiserver, and check what the apiserver cannot know.
@@ -126,6 +128,8 @@ render no-leader-election --set leaderElection.enabled=false --set metrics.servi
 render all -f "$work/values-all.yaml"
 render existing-sa --set serviceAccount.create=false --set serviceAccount.name=keysmith-existing \
   --set fullnameOverride=ks --set image.tag=dev --set image.pullPolicy=Always
+render gateway --set gateway.enabled=true --set gateway.tokenizer=exact --set metrics.service.enabled=true \
+  --set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true
 
 python3 - "$work" "$ns" "$ns2" <<'PY'
 import sys, yaml
@@ -248,7 +252,38 @@ check(one(d, "ClusterRoleBinding")["subjects"][0]["name"] == "keysmith-existing"
 check(one(d, "ClusterRole")["metadata"]["name"] == "ks", "fullnameOverride")
 c = one(d, "Deployment")["spec"]["template"]["spec"]["containers"][0]
 check(c["image"] == "ghcr.io/keysmith-dev/keysmith:dev" and c["imagePullPolicy"] == "Always", "image")
-print("[chart] rendered objects checked: env, RBAC per mode, Service/ServiceMonitor/PDB/NetworkPolicy selectors and ports")
+# The gateway: its own ServiceAccount with list/watch on Secrets in the release namespace and nothing else,
+# one replica, restricted Pod security, and Pods that no selector of the operator's picks.
+d = load("gateway")
+gname = f"{full}-gateway"
+gdep = one(d, "Deployment", gname)
+gpod = gdep["spec"]["template"]
+check(gdep["spec"]["replicas"] == 1, "gateway: one replica")
+check(gpod["spec"]["serviceAccountName"] == gname, "gateway: its own ServiceAccount")
+check(one(d, "ServiceAccount", gname)["metadata"]["namespace"] == ns, "gateway ServiceAccount namespace")
+grole = one(d, "Role", gname)
+check(grole["metadata"]["namespace"] == ns and grole["rules"] ==
+      [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]}], f"gateway Role {grole['rules']}")
+check(one(d, "RoleBinding", gname)["subjects"] == [{"kind": "ServiceAccount", "name": gname, "namespace": ns}], "gateway binding")
+check(not [b for b in kinds(d, "ClusterRoleBinding") if any(s["name"] == gname for s in b["subjects"])], "gateway: nothing cluster-wide")
+gc = gpod["spec"]["containers"][0]
+genv = {e["name"]: e.get("value", e.get("valueFrom")) for e in gc["env"]}
+check(genv["KEYSMITH_GATEWAY_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, "gateway namespace env")
+check(genv["KEYSMITH_GATEWAY_TOKENIZER"] == "exact", "gateway tokenizer env")
+check(gc["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+      "capabilities": {"drop": ["ALL"]}}, "gateway container security")
+check(gpod["spec"]["securityContext"]["runAsNonRoot"] is True, "gateway non-root")
+gsvc = one(d, "Service", gname)
+check(gsvc["spec"]["selector"].items() <= gpod["metadata"]["labels"].items(), "gateway Service selects its Pods")
+check({p["name"]: p["port"] for p in gsvc["spec"]["ports"]} == {"proxy": 8080, "metrics": 9090}, "gateway ports")
+op = one(d, "Deployment", full)["spec"]["template"]["metadata"]["labels"]
+for what, sel in [("operator Service", one(d, "Service", f"{full}-metrics")["spec"]["selector"]),
+                  ("operator PDB", one(d, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]),
+                  ("operator NetworkPolicy", one(d, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"])]:
+    check(sel.items() <= op.items() and not sel.items() <= gpod["metadata"]["labels"].items(), f"{what} picks the operator only")
+check(gsvc["spec"]["selector"].items() - op.items(), "the gateway Service does not pick the operator")
+check(not kinds(load("default"), "Deployment")[1:], "default: no gateway")
+print("[chart] rendered objects checked: env, RBAC per mode, Service/ServiceMonitor/PDB/NetworkPolicy selectors and ports, the gateway")
 PY
 # The default NetworkPolicy: no peers and no CIDRs, so no `from`/`to` (any address) but only the listed ports.
 helm template keysmith-check "$chart" --namespace "$ns" --set networkPolicy.enabled=true \
@@ -258,7 +293,7 @@ np = yaml.safe_load(sys.stdin)["spec"]
 rules = np["ingress"] + np["egress"]
 assert all("from" not in r and "to" not in r for r in rules), "default NetworkPolicy restricts peers"
 assert [sorted(p["port"] for p in r["ports"]) for r in np["egress"]] == [[53, 53], [443, 6443], [443]], np["egress"]'
-log "5 modes validated by the apiserver (server-side dry run) and checked ($((SECONDS - start))s)"
+log "6 modes validated by the apiserver (server-side dry run) and checked ($((SECONDS - start))s)"
 
 # 4. RBAC installed for real.
 "$here/rbac-check.sh"
