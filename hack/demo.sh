@@ -153,7 +153,9 @@ stays valid until $(kubectl get apikey -n "$ns" chat-backend -o jsonpath='{.stat
 if $once; then
   # Deleting while the operator runs revokes the minted key at the simulator.
   kubectl delete -n "$ns" apikeys --all --wait=true --timeout=60s >/dev/null
-  kubectl delete namespace "$ns" --wait=false >/dev/null
+  # The hub and its credential Secret let go once the operator sees them deleted: wait for it, or the
+  # namespace would stay Terminating after the operator stops.
+  kubectl delete namespace "$ns" --wait=true --timeout=90s >/dev/null
   # Least privilege must still be enough: no request of the operator was refused (a refused Event would
   # only be logged, not fail a check above).
   if grep -qi 'forbidden' "$work/operator.log"; then
