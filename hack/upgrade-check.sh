@@ -453,10 +453,20 @@ MIGRATION_LABELS = {"keysmith.dev/credential"}
 # And the ApiKey conditions this release adds: which limits nobody enforces, and whether the provider's
 # management API is in sync (apart from Ready). Each key's status gains them in one write at takeover.
 MIGRATION_CONDITIONS = {"LimitsEnforced", "Synced"}
+# And in effectiveLimits: the entry tier labelled as the account's (appliesTo), the tier's request rate
+# filling rateLimit, and the note on the provider's defaults.
 def without_new_conditions(obj):
     status = obj.get("status") or {}
     if "conditions" in status:
         status["conditions"] = [c for c in status["conditions"] if c.get("type") not in MIGRATION_CONDITIONS]
+    limits = status.get("effectiveLimits")
+    if isinstance(limits, dict):
+        limits.pop("providerDefaults", None)
+        if (limits.get("rateLimit") or {}).get("source") == "ProviderDefault":
+            limits.pop("rateLimit")
+        for value in limits.values():
+            if isinstance(value, dict):
+                value.pop("appliesTo", None)
 def unmigrated(meta):
     meta = json.loads(json.dumps(meta))
     fin = [f for f in meta.get("finalizers") or [] if f not in MIGRATION_FINALIZERS]

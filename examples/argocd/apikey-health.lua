@@ -95,6 +95,9 @@ local function health()
   if ready.status == "True" then
     local limit = findCondition(conditions, "LimitExceeded")
     if isTrue(limit) then
+      if limit.reason == "ModelLimitExceeded" then
+        return result("Healthy", "Working; a model is at its own limit and refused until it resets: " .. describe(limit))
+      end
       if type(obj.spec) == "table" and obj.spec.onLimitExceeded == "UseAnyway" then
         local overrun = "Over its limit and still working (onLimitExceeded: UseAnyway): "
         return result("Healthy", overrun .. describe(limit))

@@ -394,3 +394,194 @@ async fn a_crash_after_the_create_adopts_the_key_when_the_listing_shows_its_valu
     let (made, _) = crash_after_create(&env).await;
     assert_eq!(made.len(), 1, "the key whose value was read back is adopted");
 }
+
+/// A `modelLimits` entry on a model aiXplain's catalog does not have would limit nothing: the key
+/// is refused with a condition naming the entry, nothing is minted, and the fixed spec goes through.
+/// aiXplain reports no spend per key, so the budget it enforces is reported as unknown spend, and
+/// no entry tier is documented for it.
+#[tokio::test]
+async fn a_model_outside_the_catalog_is_a_condition_naming_it_and_nothing_is_minted() {
+    let env = Env::with_operator("ax-catalog").await;
+    env.ready_hub("ax").await;
+    let unknown = "0000000000000000000000aa";
+    env.apply_key(
+        "k",
+        spec(json!({"budget": {"limitUsd": 20.0, "reset": "Never"},
+                    "modelLimits": [{"model": MODEL, "requestsPerDay": 9},
+                                    {"model": unknown, "requestsPerDay": 5}]})),
+    )
+    .await;
+    let key = env
+        .wait_key("k", "UnknownModel", |k| {
+            key_ready(k).is_some_and(|(s, r)| s == "False" && r == "UnknownModel")
+        })
+        .await;
+    let status = key.status.clone().unwrap();
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert!(
+        ready
+            .message
+            .contains(&format!("modelLimits[1].model \"{unknown}\"")),
+        "{}",
+        ready.message
+    );
+    assert!(!ready.message.contains("modelLimits[0]"), "{}", ready.message);
+    let stalled = condition(Some(&status.conditions), "Stalled");
+    assert_eq!(stalled.map(|(s, _)| s).as_deref(), Some("True"));
+    let uid = key.uid().unwrap();
+    assert_eq!(env.sim.live_key_count_named_with(&uid), 0);
+
+    // The fixed spec: minted, and the budget's spend is unknown rather than "within limits".
+    env.apply_key(
+        "k",
+        spec(json!({"budget": {"limitUsd": 20.0, "reset": "Never"},
+                    "modelLimits": [{"model": MODEL, "requestsPerDay": 9}]})),
+    )
+    .await;
+    let key = env
+        .wait_key("k", "Ready with spend unknown", |k| {
+            is_ready(k)
+                && condition(k.status.as_ref().map(|s| &s.conditions), "LimitExceeded")
+                    .is_some_and(|(s, r)| s == "Unknown" && r == "SpendUnknown")
+        })
+        .await;
+    assert_eq!(env.sim.live_key_count_named_with(&uid), 1);
+    let limits = key.status.unwrap().effective_limits.unwrap();
+    let budget = limits.budget.unwrap();
+    assert_eq!(
+        (budget.enforcement, budget.spend_known),
+        (Enforcement::Provider, Some(false))
+    );
+    let note = limits.provider_defaults.unwrap();
+    assert!(note.starts_with("none documented"), "{note}");
+    assert!(limits.rate_limit.is_none(), "no entry tier fills rateLimit");
+}
+
+/// aiXplain counts each model's requests and tokens of the day: a model at its own daily limit is
+/// reported (`ModelLimitExceeded`, naming the model) while the key stays Ready for the others.
+#[tokio::test]
+async fn a_model_at_its_daily_limit_is_reported_and_the_key_stays_ready() {
+    let env = Env::with_operator("ax-model-cap").await;
+    env.ready_hub("ax").await;
+    env.apply_key(
+        "k",
+        spec(json!({"modelLimits": [{"model": MODEL, "requestsPerDay": 2}]})),
+    )
+    .await;
+    let id = key_id(&env.wait_key("k", "ApiKey Ready", is_ready).await);
+    env.sim.add_usage(
+        &id,
+        Traffic {
+            requests: 2,
+            tokens: 40,
+            asset_id: Some(MODEL.into()),
+        },
+    );
+    let key = env
+        .wait_key("k", "ModelLimitExceeded", |k| {
+            condition(k.status.as_ref().map(|s| &s.conditions), "LimitExceeded")
+                .is_some_and(|(s, r)| s == "True" && r == "ModelLimitExceeded")
+        })
+        .await;
+    assert_eq!(key_ready(&key), Some(("True".into(), "KeyReady".into())));
+    let status = key.status.unwrap();
+    let limit = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "LimitExceeded")
+        .unwrap();
+    assert!(
+        limit.message.contains(&format!("on model {MODEL}")),
+        "{}",
+        limit.message
+    );
+    assert!(
+        !env.sim.key(&id).unwrap().deleted,
+        "one model never stops the key"
+    );
+}
+
+/// `rateLimit` over a minute or a day is what aiXplain holds as `rpm` or `rpd`: folded into the
+/// key's global limits, enforced by aiXplain, and changed in place.
+#[tokio::test]
+async fn a_rate_limit_per_minute_or_per_day_is_folded_into_rpm_or_rpd() {
+    let env = Env::with_operator("ax-fold").await;
+    env.ready_hub("ax").await;
+    env.apply_key(
+        "k",
+        spec(json!({"rateLimit": {"requests": 12, "intervalSeconds": 60}})),
+    )
+    .await;
+    let key = env.wait_key("k", "ApiKey Ready", is_ready).await;
+    let id = key_id(&key);
+    let global = env.sim.key(&id).unwrap().global_limits.unwrap();
+    assert_eq!((global.rpm, global.rpd), (Some(12), None));
+    let rate = key.status.unwrap().effective_limits.unwrap().rate_limit.unwrap();
+    assert_eq!(
+        (rate.requests, rate.interval_seconds, rate.enforcement),
+        (12, 60, Enforcement::Provider)
+    );
+
+    // Left out, the interval is 60 s.
+    env.apply_key("default", spec(json!({"rateLimit": {"requests": 7}})))
+        .await;
+    let other = key_id(&env.wait_key("default", "ApiKey Ready", is_ready).await);
+    let global = env.sim.key(&other).unwrap().global_limits.unwrap();
+    assert_eq!(global.rpm, Some(7));
+
+    env.apply_key(
+        "k",
+        spec(json!({"rateLimit": {"requests": 500, "intervalSeconds": 86400}})),
+    )
+    .await;
+    eventually("rpd at aiXplain", Duration::from_secs(60), || {
+        let key = env.sim.key(&id).unwrap();
+        async move {
+            key.global_limits
+                .filter(|g| g.rpd == Some(500) && g.rpm.is_none())
+                .map(|_| ())
+        }
+    })
+    .await;
+    assert!(!env.sim.key(&id).unwrap().deleted, "changed in place");
+}
+
+/// A credential aiXplain accepts but that may not manage keys (an ordinary key, not a team key):
+/// the hub says `NotAuthorized`, and no ApiKey through it mints anything.
+#[tokio::test]
+async fn a_credential_that_may_not_manage_keys_is_not_authorized_and_nothing_is_minted() {
+    let env = Env::with_operator("ax-notauth").await;
+    let ordinary = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    env.sim.add_key(ordinary);
+    env.apply_secret("ordinary", json!({"key": ordinary})).await;
+    env.apply_hub_spec(
+        "ax",
+        json!({"provider": "aixplain", "endpoint": env.running.base_url,
+               "credentialsRef": {"name": "ordinary", "key": "key"}}),
+    )
+    .await;
+    env.wait_hub("ax", "NotAuthorized", |h| {
+        hub_ready(h).is_some_and(|(s, r)| s == "False" && r == "NotAuthorized")
+    })
+    .await;
+    env.apply_key("k", spec(json!({}))).await;
+    let key = env
+        .wait_key("k", "not Ready", |k| {
+            key_ready(k).is_some_and(|(s, _)| s == "False")
+        })
+        .await;
+    let ready = key_ready(&key).unwrap();
+    assert!(
+        matches!(ready.1.as_str(), "Forbidden" | "NotAuthorized"),
+        "{ready:?}"
+    );
+    assert_eq!(env.sim.live_key_count_named_with(&key.uid().unwrap()), 0);
+    let posts: Vec<u16> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    assert!(posts.iter().all(|s| *s == 403), "{posts:?} {ready:?}");
+}

@@ -374,6 +374,26 @@ fn api_keys_serialised_from_keysmiths_own_types_get_the_expected_health() {
             "onLimitExceeded: Reject",
         ),
         (
+            "one model at its limit",
+            rust_api_key(
+                1,
+                |_| {},
+                |s| {
+                    synced(s, false, "KeyReady");
+                    set(
+                        &mut s.conditions,
+                        conditions::LIMIT_EXCEEDED,
+                        true,
+                        "ModelLimitExceeded",
+                        "modelLimits.requestsPerDay: 2 requests today on model m reached its modelLimits.requestsPerDay = 2",
+                        1,
+                    );
+                },
+            ),
+            "Healthy",
+            "a model is at its own limit",
+        ),
+        (
             "over budget, UseAnyway",
             rust_api_key(
                 1,

@@ -721,3 +721,104 @@ async fn a_daily_request_cap_is_enforced_by_keysmith_and_lifts_at_midnight() {
         .await;
     assert!(key.status.unwrap().suspended.is_none());
 }
+
+/// `onLimitExceeded: UseAnyway` with a daily request cap keysmith could hold: the key keeps working
+/// past the cap (nothing revoked), `LimitExceeded` reports the overrun and `Ready` stays True.
+#[tokio::test]
+async fn use_anyway_keeps_a_key_past_its_daily_cap_working_and_reports_the_overrun() {
+    let env = OpenAi::with_operator("oai-anyway").await;
+    env.apply_hub("oai", json!({})).await;
+    env.apply_key(
+        "k",
+        json!({"hubRef": {"name": "oai"}, "onLimitExceeded": "UseAnyway", "limits": {"requestsPerDay": 3}}),
+    )
+    .await;
+    let key = env.wait_key("k", "ApiKey Ready", is_ready).await;
+    let first = status_key_id(&key).unwrap();
+    let project_key = env.account(&first).key_id.unwrap();
+    let mut used = Usage::new(&project_key, "gpt-4o-mini", 0.01);
+    used.requests = 5;
+    assert!(env.sim.record_usage(used));
+    let key = env
+        .wait_key("k", "LimitExceeded reported", |k| {
+            condition(k.status.as_ref().map(|s| &s.conditions), "LimitExceeded")
+                .is_some_and(|(s, r)| s == "True" && r == "RateLimitExceeded")
+        })
+        .await;
+    assert_eq!(key_ready(&key), Some(("True".into(), "KeyReady".into())));
+    let status = key.status.unwrap();
+    assert!(status.suspended.is_none());
+    assert_eq!(
+        status_key_id(&env.ns.api::<ApiKey>().get("k").await.unwrap()),
+        Some(first.clone())
+    );
+    assert!(!env.account(&first).deleted, "UseAnyway never revokes the key");
+    assert_eq!(status.usage.unwrap().requests_today, Some(5));
+}
+
+/// Nothing set on the ApiKey or its hub: OpenAI's documented entry tier (Tier 1) fills the effective
+/// limits, labelled as the whole account's (`appliesTo: Account`), enforced by OpenAI, and not counted
+/// as a limit nobody enforces.
+#[tokio::test]
+async fn the_entry_tier_fills_effective_limits_as_the_accounts_own() {
+    let env = OpenAi::with_operator("oai-tier").await;
+    env.apply_hub("oai", json!({})).await;
+    env.apply_key("k", json!({"hubRef": {"name": "oai"}})).await;
+    let key = env.wait_key("k", "ApiKey Ready", is_ready).await;
+    let status = key.status.unwrap();
+    let limits = status.effective_limits.clone().unwrap();
+    let account = Some(keysmith_api::LimitScope::Account);
+    let rpm = limits.requests_per_minute.unwrap();
+    assert_eq!(
+        (rpm.value, rpm.source, rpm.enforcement, rpm.applies_to),
+        (
+            500,
+            keysmith_api::LimitSource::ProviderDefault,
+            Enforcement::Provider,
+            account
+        )
+    );
+    assert_eq!(limits.tokens_per_minute.unwrap().value, 30_000);
+    let rate = limits.rate_limit.unwrap();
+    assert_eq!(
+        (rate.requests, rate.interval_seconds, rate.applies_to),
+        (500, 60, account)
+    );
+    let note = limits.provider_defaults.unwrap();
+    assert!(
+        note.contains("OpenAI's entry tier") && note.contains("whole account"),
+        "{note}"
+    );
+    let enforced = condition(Some(&status.conditions), "LimitsEnforced");
+    assert_eq!(
+        enforced,
+        Some(("True".into(), "AllLimitsEnforced".into())),
+        "the tier is the provider's, not a limit of the spec left to nobody"
+    );
+    // A limit the spec sets replaces the tier's figure and is the key's own.
+    env.apply_key(
+        "k",
+        json!({"hubRef": {"name": "oai"}, "limits": {"requestsPerMinute": 40}}),
+    )
+    .await;
+    let key = env
+        .wait_key("k", "spec rpm in force", |k| {
+            k.status
+                .as_ref()
+                .and_then(|s| s.effective_limits.as_ref())
+                .and_then(|l| l.requests_per_minute.as_ref())
+                .is_some_and(|v| v.value == 40)
+        })
+        .await;
+    let rpm = key
+        .status
+        .unwrap()
+        .effective_limits
+        .unwrap()
+        .requests_per_minute
+        .unwrap();
+    assert_eq!(
+        (rpm.source, rpm.applies_to),
+        (keysmith_api::LimitSource::Spec, None)
+    );
+}

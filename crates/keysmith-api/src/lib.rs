@@ -33,8 +33,8 @@ pub use model_hub::{
 };
 pub use status::{
     AccountStatus, Capabilities, CreateKind, EffectiveBudget, EffectiveLimits, EffectiveModelLimit,
-    EffectiveRate, EffectiveValue, Enforcement, KeyCounts, LimitSource, ModelUsage, PendingCreate,
-    RotationStatus, Usage,
+    EffectiveRate, EffectiveValue, Enforcement, KeyCounts, LimitScope, LimitSource, ModelUsage,
+    PendingCreate, RotationStatus, Usage,
 };
 pub use time::{BadTime, StatusTime};
 

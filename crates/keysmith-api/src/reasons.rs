@@ -52,6 +52,8 @@ reasons! {
     ImportSecretMissing,
     /// The spec asks for something the provider cannot do.
     Unsupported,
+    /// `spec.modelLimits` names a model the provider's catalog does not have (aiXplain).
+    UnknownModel,
     /// A time keysmith recorded in status cannot be read back.
     MalformedStatus,
     // ApiKey Synced.
@@ -74,6 +76,8 @@ reasons! {
     BudgetExceeded,
     /// A request or token count reached its limit.
     RateLimitExceeded,
+    /// Only per-model limits are reached: the key keeps working for every other model.
+    ModelLimitExceeded,
     // ApiKey Expired.
     /// The key expired.
     KeyExpired,

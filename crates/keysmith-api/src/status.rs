@@ -32,6 +32,18 @@ pub enum LimitSource {
     ProviderDefault,
 }
 
+// What a limit counts: this key's traffic, or the whole provider account's (an entry-tier limit,
+// shared by every key of the account). A `//` comment, not a doc comment: a type's doc would replace
+// the description of every field that uses it in the CRD.
+#[allow(missing_docs)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum LimitScope {
+    /// This key's traffic.
+    Key,
+    /// The whole account's traffic, every key of it together.
+    Account,
+}
+
 /// For each kind of limit and action: how this provider lets keysmith carry it out.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -179,6 +191,10 @@ pub struct EffectiveLimits {
     /// Maximum output tokens per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<EffectiveValue>,
+    /// The provider's documented entry-tier limits, which hold the whole account (every key of it
+    /// together) where neither the ApiKey nor its hub sets a limit, or that none is documented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_defaults: Option<String>,
 }
 
 /// The budget in force.
@@ -213,6 +229,10 @@ pub struct EffectiveRate {
     pub source: LimitSource,
     /// Who enforces it.
     pub enforcement: Enforcement,
+    /// `Account` for the provider's entry-tier limit (`source: ProviderDefault`): it counts every key
+    /// of the account together, not this key alone. Absent: the limit is this key's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to: Option<LimitScope>,
 }
 
 /// One numeric limit in force.
@@ -225,6 +245,10 @@ pub struct EffectiveValue {
     pub source: LimitSource,
     /// Who enforces it.
     pub enforcement: Enforcement,
+    /// `Account` for the provider's entry-tier limit (`source: ProviderDefault`): it counts every key
+    /// of the account together, not this key alone. Absent: the limit is this key's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to: Option<LimitScope>,
 }
 
 /// One model's limits in force.

@@ -3,7 +3,9 @@
 use jiff::Timestamp;
 use keysmith_api::{ApiKey, Capabilities, Enforcement, ModelHub, Usage};
 
-use crate::effective::{effective_budget, effective_key_limits, effective_rate_limit};
+use crate::effective::{
+    effective_budget, effective_key_limits, effective_model_limits, effective_rate_limit,
+};
 
 /// A limit that usage has reached.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,6 +16,16 @@ pub struct Breach {
     pub message: String,
     /// Who enforces the limit.
     pub enforcement: Enforcement,
+    /// The model of a per-model limit (`modelLimits`); `None` for a limit on the whole key. A model
+    /// at its limit leaves the key working for every other model.
+    pub model: Option<String>,
+}
+
+impl Breach {
+    /// Whether the limit stops the whole key, not one model.
+    pub fn whole_key(&self) -> bool {
+        self.model.is_none()
+    }
 }
 
 /// Every effective limit that `usage` has reached, with its enforcement under `caps`.
@@ -29,6 +41,7 @@ pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities
                 budget.limit_usd
             ),
             enforcement: caps.budget,
+            model: None,
         });
     }
     let limits = effective_key_limits(key, hub);
@@ -54,6 +67,7 @@ pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities
                 limit,
                 message: format!("{used} {unit} today reached {limit} = {cap}"),
                 enforcement: daily(caps.rate_limits),
+                model: None,
             });
         }
     }
@@ -72,7 +86,50 @@ pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities
                 rate.requests
             ),
             enforcement: daily(caps.rate_limits),
+            model: None,
         });
+    }
+    out.extend(model_breaches(key, hub, usage, caps));
+    out
+}
+
+/// Per-model daily caps that the provider's per-model counts have reached (aiXplain reports them).
+/// They are held by whoever holds model limits: keysmith never stops a whole key for one model.
+fn model_breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities) -> Vec<Breach> {
+    let mut out = Vec::new();
+    for limit in effective_model_limits(key, hub) {
+        let Some(used) = usage.models.iter().find(|u| u.model == limit.model) else {
+            continue;
+        };
+        let counted = [
+            (
+                "modelLimits.requestsPerDay",
+                "requests",
+                limit.requests_per_day,
+                used.requests,
+            ),
+            (
+                "modelLimits.tokensPerDay",
+                "tokens",
+                limit.tokens_per_day,
+                used.tokens,
+            ),
+        ];
+        for (field, unit, cap, used) in counted {
+            if let (Some(cap), Some(used)) = (cap, used)
+                && used >= cap
+            {
+                out.push(Breach {
+                    limit: field,
+                    message: format!(
+                        "{used} {unit} today on model {} reached its {field} = {cap} (other models are not limited by it)",
+                        limit.model
+                    ),
+                    enforcement: caps.model_limits,
+                    model: Some(limit.model.clone()),
+                });
+            }
+        }
     }
     out
 }
@@ -109,7 +166,10 @@ pub fn with_daily_counts(limits: &mut keysmith_api::EffectiveLimits, usage: &Usa
 /// enforces, or an expiry the provider does not hold that has passed.
 pub fn operator_blocks(key: &ApiKey, breaches: &[Breach], caps: &Capabilities, now: Timestamp) -> bool {
     let reject = key.spec.on_limit_exceeded.unwrap_or_default() == keysmith_api::OnLimitExceeded::Reject;
-    let over = reject && breaches.iter().any(|b| b.enforcement == Enforcement::Operator);
+    let over = reject
+        && breaches
+            .iter()
+            .any(|b| b.whole_key() && b.enforcement == Enforcement::Operator);
     over || operator_expired(key, caps, now)
 }
 

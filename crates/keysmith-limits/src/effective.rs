@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use keysmith_api::{
     ApiKey, BudgetReset, Capabilities, EffectiveBudget, EffectiveLimits, EffectiveModelLimit, EffectiveRate,
-    EffectiveValue, Enforcement, LimitSource, ModelHub, RateLimit,
+    EffectiveValue, Enforcement, LimitScope, LimitSource, ModelHub, RateLimit,
     well_known::{MAX_INPUT_TOKENS_DATA_KEY, MAX_OUTPUT_TOKENS_DATA_KEY},
 };
 
@@ -94,12 +94,26 @@ pub fn effective_limits(key: &ApiKey, hub: &ModelHub, caps: &Capabilities) -> Ef
             enforcement: caps.budget,
         });
     }
-    out.rate_limit = effective_rate_limit(key, hub).map(|(r, source)| EffectiveRate {
-        requests: r.requests,
-        interval_seconds: r.interval_seconds,
-        source,
-        enforcement: caps.rate_limits,
-    });
+    let tier = crate::entry_tier::entry_tier(hub.spec.provider).unwrap_or_default();
+    out.provider_defaults = Some(crate::entry_tier::provider_defaults_note(hub.spec.provider));
+    out.rate_limit = effective_rate_limit(key, hub)
+        .map(|(r, source)| EffectiveRate {
+            requests: r.requests,
+            interval_seconds: r.interval_seconds,
+            source,
+            enforcement: caps.rate_limits,
+            applies_to: None,
+        })
+        // No rate set: the entry tier's requests per minute, which the provider holds on the account.
+        .or_else(|| {
+            tier.requests_per_minute.map(|requests| EffectiveRate {
+                requests,
+                interval_seconds: 60,
+                source: LimitSource::ProviderDefault,
+                enforcement: Enforcement::Provider,
+                applies_to: Some(LimitScope::Account),
+            })
+        });
     // Spec, else the hub's default, else the provider's entry tier, which the provider itself enforces
     // on the whole account.
     let pick = |own: Option<u64>, def: Option<u64>, tier: Option<u64>| -> Option<EffectiveValue> {
@@ -110,11 +124,11 @@ pub fn effective_limits(key: &ApiKey, hub: &ModelHub, caps: &Capabilities) -> Ef
                 value,
                 source,
                 enforcement,
+                applies_to: (source == LimitSource::ProviderDefault).then_some(LimitScope::Account),
             })
     };
     let own = key.spec.limits.clone().unwrap_or_default();
     let def = defaults.and_then(|d| d.limits.clone()).unwrap_or_default();
-    let tier = crate::entry_tier::entry_tier(hub.spec.provider).unwrap_or_default();
     out.requests_per_minute = pick(
         own.requests_per_minute,
         def.requests_per_minute,
@@ -159,6 +173,7 @@ pub fn effective_limits(key: &ApiKey, hub: &ModelHub, caps: &Capabilities) -> Ef
                 value,
                 source,
                 enforcement: caps.request_limits,
+                applies_to: None,
             })
     };
     out.max_input_tokens = pick_req(req_own.max_input_tokens, req_def.max_input_tokens);

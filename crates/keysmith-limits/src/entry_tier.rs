@@ -55,6 +55,39 @@ pub fn entry_tier(provider: Provider) -> Option<EntryTier> {
     }
 }
 
+/// What `effectiveLimits.providerDefaults` says about `provider`'s entry tier: its figures as the
+/// whole account's limits, or why there are none.
+pub fn provider_defaults_note(provider: Provider) -> String {
+    let Some(tier) = entry_tier(provider) else {
+        let why = match provider {
+            Provider::Aixplain => "aiXplain's limits are per key, and keysmith sets them from the spec",
+            Provider::Digitalocean => "DigitalOcean publishes limits for its management API only",
+            Provider::Google => "Google's quotas are per project, in Cloud Quotas",
+            _ => "an OpenAI-compatible server's limits are its own",
+        };
+        return format!("none documented: {why}");
+    };
+    let figures = [
+        (tier.requests_per_minute, "requests/minute"),
+        (tier.requests_per_day, "requests/day"),
+        (tier.tokens_per_minute, "tokens/minute"),
+        (tier.tokens_per_day, "tokens/day"),
+    ]
+    .into_iter()
+    .filter_map(|(value, unit)| value.map(|v| format!("{v} {unit}")))
+    .collect::<Vec<_>>()
+    .join(", ");
+    let (name, tier_name) = match provider {
+        Provider::Openrouter => ("OpenRouter", "free models, under 10 credits bought"),
+        Provider::Openai => ("OpenAI", "Tier 1"),
+        Provider::Anthropic => ("Anthropic", "Tier 1"),
+        _ => ("Together", "free accounts"),
+    };
+    format!(
+        "{name}'s entry tier ({tier_name}): {figures} for the whole account, every key of it together, enforced by {name}; shown with appliesTo: Account where neither the ApiKey nor its hub sets a limit"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +111,14 @@ mod tests {
         ] {
             assert_eq!(entry_tier(p), None, "{p:?}");
         }
+    }
+
+    #[test]
+    fn the_note_gives_the_figures_as_the_accounts_or_says_none_is_documented() {
+        let openai = provider_defaults_note(Provider::Openai);
+        assert!(openai.contains("500 requests/minute"), "{openai}");
+        assert!(openai.contains("whole account"), "{openai}");
+        let aixplain = provider_defaults_note(Provider::Aixplain);
+        assert!(aixplain.starts_with("none documented"), "{aixplain}");
     }
 }

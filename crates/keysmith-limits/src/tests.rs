@@ -128,6 +128,27 @@ fn effective_limits_name_their_source_and_enforcement() {
         (rpd.value, rpd.source, rpd.enforcement),
         (50, LimitSource::ProviderDefault, Enforcement::Provider)
     );
+    assert_eq!(rpd.applies_to, Some(keysmith_api::LimitScope::Account));
+    assert_eq!(rpm.applies_to, None, "a limit the hub sets is the key's");
+    // No rate set: the entry tier's 20 requests a minute, the whole account's.
+    let rate = e.rate_limit.unwrap();
+    assert_eq!(
+        (
+            rate.requests,
+            rate.interval_seconds,
+            rate.source,
+            rate.enforcement,
+            rate.applies_to
+        ),
+        (
+            20,
+            60,
+            LimitSource::ProviderDefault,
+            Enforcement::Provider,
+            Some(keysmith_api::LimitScope::Account)
+        )
+    );
+    assert!(e.provider_defaults.unwrap().contains("whole account"));
     assert!(
         e.tokens_per_minute.is_none(),
         "OpenRouter documents no token tier"
@@ -315,4 +336,48 @@ fn daily_caps_with_reported_counts_are_held_by_keysmith_and_start_again_at_midni
         usage_while_suspended(&status, ts("2026-11-24T00:00:01Z")).requests_today,
         None
     );
+}
+
+#[test]
+fn a_model_at_its_daily_cap_is_a_breach_of_that_model_alone() {
+    let k = key(serde_json::json!({"modelLimits": [
+        {"model": "m1", "requestsPerDay": 2, "tokensPerDay": 1000},
+        {"model": "m2", "requestsPerDay": 5}
+    ]}));
+    let h = hub(serde_json::json!(null));
+    let caps = all_provider_capabilities();
+    let model = |model: &str, requests: u64, tokens: u64| keysmith_api::ModelUsage {
+        model: model.into(),
+        requests: Some(requests),
+        tokens: Some(tokens),
+        ..Default::default()
+    };
+    let mut usage = Usage {
+        models: vec![model("m1", 1, 999), model("m2", 4, 0), model("m3", 100, 100)],
+        ..Default::default()
+    };
+    assert_eq!(breaches(&k, &h, &usage, &caps), vec![]);
+    usage.models[0] = model("m1", 2, 1000);
+    let found = breaches(&k, &h, &usage, &caps);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|b| b.model.as_deref() == Some("m1") && !b.whole_key())
+    );
+    assert_eq!(found[0].limit, "modelLimits.requestsPerDay");
+    assert!(found[0].message.contains("on model m1"), "{}", found[0].message);
+    assert_eq!(found[1].limit, "modelLimits.tokensPerDay");
+    // Even where keysmith holds limits, one model never stops the whole key.
+    let operator = Capabilities {
+        model_limits: Enforcement::Operator,
+        ..caps
+    };
+    let found = breaches(&k, &h, &usage, &operator);
+    assert!(!operator_blocks(
+        &k,
+        &found,
+        &operator,
+        ts("2026-11-22T12:00:00Z")
+    ));
 }

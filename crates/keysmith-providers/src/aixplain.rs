@@ -34,6 +34,10 @@ pub struct AixplainClient {
     base: Url,
     team_key: SecretValue,
     transport: Transport,
+    /// Model ids the catalog has confirmed. Models are not withdrawn often, and a key's limits are
+    /// only written when they change, so one look per model and client is enough; an unknown model is
+    /// looked up again on the next attempt, as it may have been added since.
+    known_models: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl AixplainClient {
@@ -45,7 +49,63 @@ impl AixplainClient {
             base: endpoint::parse(base_url, "the endpoint")?,
             team_key,
             transport,
+            known_models: std::sync::Mutex::default(),
         })
+    }
+
+    fn is_known(&self, model: &str) -> bool {
+        self.known_models
+            .lock()
+            .map(|known| known.contains(model))
+            .unwrap_or(false)
+    }
+
+    /// `GET /sdk/models/{id}` for each model a limit names that is not known yet: aiXplain keys its
+    /// per-model limits by catalog id, and a limit on a model it does not have would hold nothing. A
+    /// path (`openai/gpt-4o-mini/openai`) is answered with the id the limit must use instead.
+    async fn check_models(&self, settings: &KeySettings) -> Result<()> {
+        let mut unknown = Vec::new();
+        let mut paths = Vec::new();
+        for (index, limit) in settings.model_limits.iter().enumerate() {
+            let model = limit.model.as_str();
+            if self.is_known(model) {
+                continue;
+            }
+            let url = endpoint::join(&self.base, &["sdk", "models", model])?;
+            match self.call(Method::GET, url, None).await {
+                Ok(response) => {
+                    let found: wire::CatalogModel = response.json()?;
+                    if found.id == model {
+                        if let Ok(mut known) = self.known_models.lock() {
+                            known.insert(found.id);
+                        }
+                    } else {
+                        paths.push(format!(
+                            "modelLimits[{index}].model {model:?} is a model path; aiXplain's limits need its id {:?}",
+                            found.id
+                        ));
+                    }
+                }
+                // A malformed id is refused as a bad request rather than not found.
+                Err(Error::NotFound { .. } | Error::Rejected { status: 400, .. }) => {
+                    unknown.push(format!("modelLimits[{index}].model {model:?}"));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let mut problems = Vec::new();
+        if !unknown.is_empty() {
+            problems.push(format!(
+                "{} not in aiXplain's model catalog (GET /sdk/models/{{id}} answers 404); use a model id from the catalog",
+                unknown.join(", ")
+            ));
+        }
+        problems.extend(paths);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::UnknownModel(problems.join("; ")))
+        }
     }
 
     fn keys_url(&self, tail: &[&str]) -> Result<Url> {
@@ -245,6 +305,7 @@ impl ProviderClient for AixplainClient {
     /// as described at `resolve_taken_name`.
     async fn create_key(&self, settings: &KeySettings) -> Result<CreatedKey> {
         check_supported(settings)?;
+        self.check_models(settings).await?;
         let body = super::http::to_json(Payload::new(settings, None))?;
         let response = self
             .send(
@@ -302,6 +363,7 @@ impl ProviderClient for AixplainClient {
     /// `PUT` with the whole key (absolute values, so repeating it is harmless), then `usage-limits`.
     async fn update_key(&self, id: &str, settings: &KeySettings) -> Result<KeyRecord> {
         check_supported(settings)?;
+        self.check_models(settings).await?;
         let body = super::http::to_json(Payload::new(settings, Some(id)))?;
         let response = self.call(Method::PUT, self.keys_url(&[id])?, Some(body)).await?;
         let mut record = response.json::<WireKey>()?.into_record();

@@ -46,6 +46,9 @@ pub enum Error {
     /// This provider cannot do what was asked.
     #[error("{0} is not supported by this provider")]
     Unsupported(&'static str),
+    /// A model the spec names is not in the provider's catalog (the message names it and the field).
+    #[error("{0}")]
+    UnknownModel(String),
 }
 
 impl Error {
@@ -70,6 +73,7 @@ impl Error {
             Self::Decode(_) | Self::TooLarge { .. } => "ProviderProtocolError",
             Self::Config(_) => "InvalidHubConfig",
             Self::Unsupported(_) => "Unsupported",
+            Self::UnknownModel(_) => "UnknownModel",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! accepted. Key values are kept only as their SHA-256 unless the list is set to reveal them.
 
 mod api;
+mod catalog;
 mod hooks;
 mod input;
 mod state;
@@ -21,6 +22,7 @@ use axum::{Router, http::StatusCode};
 use self::state::{Entry, State};
 pub use self::{
     api::KEYS_PATH,
+    catalog::CatalogModel,
     state::{AssetLimit, Limits, SimKey, TokenType, Traffic},
 };
 pub use super::RunningSim;
@@ -88,6 +90,11 @@ impl AixplainSim {
     pub fn add_key_named(&self, value: &str, name: &str) -> String {
         let now = self.core.clock.now();
         self.state().add(value, name, false, now)
+    }
+
+    /// Adds a model to the catalog `GET /sdk/models/{id}` serves.
+    pub fn add_model(&self, model: CatalogModel) {
+        self.state().catalog.push(model);
     }
 
     /// Charges `traffic` to key `id` at the current simulated time. False when there is no live key.

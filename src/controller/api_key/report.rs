@@ -150,6 +150,8 @@ pub fn limit_exceeded(breaches: &[Breach], usage: &Usage) -> Verdict {
     }
     let reason = if breaches.iter().any(|b| b.limit == "budget") {
         Reason::BudgetExceeded
+    } else if breaches.iter().all(|b| !b.whole_key()) {
+        Reason::ModelLimitExceeded
     } else {
         Reason::RateLimitExceeded
     };
@@ -282,7 +284,7 @@ pub fn ready(
     let rejected = key.spec.on_limit_exceeded.unwrap_or_default() == OnLimitExceeded::Reject
         && breaches
             .iter()
-            .any(|b| matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator));
+            .any(|b| b.whole_key() && matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator));
     // Each check, in order, with what it ensures; the first that holds names the reason.
     let chain: [(bool, Reason, &str); 7] = [
         // An expired key does not work, whoever holds the expiry.

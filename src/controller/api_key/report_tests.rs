@@ -33,6 +33,7 @@ fn caps(disable: Enforcement) -> Capabilities {
 fn breach(enforcement: Enforcement) -> Breach {
     Breach {
         limit: "budget",
+        model: None,
         message: "spend 5.000 USD reached the budget of 5.000 USD".into(),
         enforcement,
     }
@@ -113,6 +114,7 @@ fn limit_exceeded_names_the_budget_first_and_the_reset() {
     );
     let daily = Breach {
         limit: "limits.requestsPerDay",
+        model: None,
         message: "100 requests today reached limits.requestsPerDay = 100".into(),
         enforcement: Enforcement::Operator,
     };
@@ -258,4 +260,30 @@ fn limits_enforced_names_what_nobody_enforces_and_ignores_the_account_tier() {
         &c,
     ));
     assert_eq!((v.status, v.reason), (true, Reason::AllLimitsEnforced));
+}
+
+#[test]
+fn a_model_at_its_limit_is_reported_and_leaves_the_key_ready() {
+    let plain = key(serde_json::json!({}));
+    let model = Breach {
+        limit: "modelLimits.requestsPerDay",
+        model: Some("m1".into()),
+        message: "2 requests today on model m1 reached its modelLimits.requestsPerDay = 2".into(),
+        enforcement: Enforcement::Provider,
+    };
+    let v = ready(
+        &plain,
+        &caps(Enforcement::Provider),
+        std::slice::from_ref(&model),
+        false,
+        false,
+        false,
+    );
+    assert_eq!((v.status, v.reason), (true, Reason::KeyReady));
+    let v = limit_exceeded(std::slice::from_ref(&model), &Usage::default());
+    assert_eq!((v.status, v.reason), (true, Reason::ModelLimitExceeded));
+    assert!(v.message.contains("on model m1"), "{}", v.message);
+    // With a whole-key limit reached too, the key's own reason wins.
+    let v = limit_exceeded(&[model, breach(Enforcement::Provider)], &Usage::default());
+    assert_eq!(v.reason, Reason::BudgetExceeded);
 }

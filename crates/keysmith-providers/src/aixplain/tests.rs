@@ -545,3 +545,47 @@ fn capabilities_say_aixplain_enforces_limits_and_expiry_and_keysmith_disables_by
     assert_eq!(caps.request_limits, Enforcement::Advisory);
     assert_eq!(caps.rotation, Enforcement::Operator);
 }
+
+#[tokio::test]
+async fn a_model_limit_on_a_model_outside_the_catalog_is_refused_naming_it_before_anything_is_created() {
+    let fixture = Fixture::new().await;
+    let mut settings = limited("unknown model [ks:u/m]");
+    settings.model_limits[0].model = "000000000000000000000000".into();
+    let err = fixture.client.create_key(&settings).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownModel(m) if m.contains("modelLimits[0].model \"000000000000000000000000\"")),
+        "{err}"
+    );
+    assert_eq!(err.reason(), "UnknownModel");
+    assert!(!err.is_transient());
+    assert_eq!(fixture.requests("POST", "/sdk/api-keys"), 0);
+
+    // A path is answered with the id the limit must name.
+    settings.model_limits[0].model = "openai/gpt-4o/openai".into();
+    let err = fixture.client.create_key(&settings).await.unwrap_err();
+    assert!(
+        err.to_string().contains("its id \"6646261c6eb563165658bbb1\""),
+        "{err}"
+    );
+
+    // Once added to the catalog the model is accepted, and a known model is looked up once per client.
+    fixture
+        .sim
+        .add_model(keysmith_simulators::aixplain::CatalogModel::new(
+            "000000000000000000000000",
+            "New",
+            "x/new/x",
+        ));
+    settings.model_limits[0].model = "000000000000000000000000".into();
+    let created = fixture.client.create_key(&settings).await.unwrap();
+    fixture
+        .client
+        .update_key(&created.record.id, &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        fixture.requests("GET", "/sdk/models/000000000000000000000000"),
+        2,
+        "one 404 before the model was added, one look after"
+    );
+}

@@ -177,6 +177,12 @@ impl WireKey {
     }
 }
 
+/// A model as `GET /sdk/models/{id}` describes it; only its id matters here.
+#[derive(Deserialize, Debug)]
+pub(super) struct CatalogModel {
+    pub id: String,
+}
+
 /// One entry of `usage-limits`: daily counts, for the key as a whole (no `assetId`) or one model.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -36,6 +36,7 @@ pub(super) fn routes(sim: AixplainSim) -> Router {
             get(get_key).put(update_key).delete(delete_key),
         )
         .route("/sdk/api-keys/{id}/usage-limits", get(key_usage))
+        .route("/sdk/models/{id}", get(get_model))
         .layer(from_fn_with_state(layer, api_layer::guard))
         .with_state(sim)
 }
@@ -232,4 +233,25 @@ async fn key_usage(State(sim): State<AixplainSim>, headers: HeaderMap, Path(id):
     require_admin(&team, &headers, now)?;
     let key = team.live(&id).ok_or_else(ApiError::not_found)?;
     Ok(Json(key.usage_limits(now)).into_response())
+}
+
+/// `GET /sdk/models/{id}`: one model of the catalog, by id or by path (the SDK sends the path's `/`
+/// as `%2F`, which arrives decoded). Any live key may read the catalog.
+async fn get_model(State(sim): State<AixplainSim>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let now = sim.core.clock.now();
+    let team = sim.state();
+    authenticate(&team, &headers, now)?;
+    let model = team
+        .catalog
+        .iter()
+        .find(|m| m.answers_to(&id))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("Model {id} not found")))?;
+    Ok(Json(json!({
+        "id": model.id,
+        "name": model.name,
+        "path": model.path,
+        "function": {"id": "text-generation"},
+        "status": "onboarded",
+    }))
+    .into_response())
 }

@@ -210,12 +210,24 @@ pub struct SimKey {
 }
 
 /// Everything the simulated team holds.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct State {
     /// In creation order, admin keys included.
     pub keys: Vec<KeyRecord>,
     /// Whether read responses carry the plaintext `accessKey` of keys created while this was set.
     pub list_reveals_keys: bool,
+    /// The models `GET /sdk/models/{id}` knows.
+    pub catalog: Vec<super::catalog::CatalogModel>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            list_reveals_keys: false,
+            catalog: super::catalog::builtin(),
+        }
+    }
 }
 
 impl State {

@@ -362,3 +362,23 @@ async fn unknown_paths_get_a_nestjs_404() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["statusCode"], 404);
 }
+
+#[tokio::test]
+async fn the_model_catalog_answers_by_id_or_path_and_404s_the_unknown() {
+    let sim = sim();
+    let router = sim.router();
+    let (status, body) = team(&router, "GET", "/sdk/models/6646261c6eb563165658bbb1", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], "6646261c6eb563165658bbb1");
+    let (status, body) = team(&router, "GET", "/sdk/models/openai%2Fgpt-4o%2Fopenai", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], "6646261c6eb563165658bbb1");
+    let (status, body) = team(&router, "GET", "/sdk/models/000000000000000000000000", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["statusCode"], 404);
+    sim.add_model(CatalogModel::new("000000000000000000000000", "Test", "x/test/x"));
+    let (status, _) = team(&router, "GET", "/sdk/models/000000000000000000000000", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(&router, "GET", "/sdk/models/x%2Ftest%2Fx", Auth::None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
