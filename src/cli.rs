@@ -54,6 +54,18 @@ pub struct RunArgs {
     /// so that several keysmith installations can share a cluster. All when unset.
     #[arg(long, env = "KEYSMITH_CLUSTER_HUB_SELECTOR")]
     pub cluster_hub_selector: Option<String>,
+    /// keysmith-gateway's URL as apps reach it (e.g. `http://keysmith-gateway.keysmith-system:8080`).
+    /// ApiKeys with `delivery: Gateway` need it; without it they are refused with a condition.
+    #[arg(long, env = "KEYSMITH_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+    /// Namespace of the gateway's route Secrets (default: the operator's own namespace, see
+    /// `--cluster-resource-namespace`).
+    #[arg(long, env = "KEYSMITH_GATEWAY_NAMESPACE")]
+    pub gateway_namespace: Option<String>,
+    /// Where the gateway reports metered usage (default: the gateway URL's host on port 9090, path
+    /// `/usage`).
+    #[arg(long, env = "KEYSMITH_GATEWAY_USAGE_URL")]
+    pub gateway_usage_url: Option<String>,
     /// Elect one leader among replicas with a Lease; only the leader reconciles.
     #[arg(long, env = "KEYSMITH_LEADER_ELECTION", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -89,6 +101,25 @@ impl RunArgs {
 }
 
 impl RunArgs {
+    /// keysmith-gateway's settings, when a gateway URL is given.
+    pub fn gateway(&self) -> Option<crate::plan::gateway::GatewaySettings> {
+        let url = self.gateway_url.clone().filter(|u| !u.is_empty())?;
+        let usage_url = self
+            .gateway_usage_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .or_else(|| default_usage_url(&url));
+        Some(crate::plan::gateway::GatewaySettings {
+            namespace: self
+                .gateway_namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| self.cluster_resource_namespace()),
+            url,
+            usage_url,
+        })
+    }
+
     /// Where ClusterModelHubs' credential Secrets live.
     pub fn cluster_resource_namespace(&self) -> String {
         self.cluster_resource_namespace
@@ -133,4 +164,38 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// The gateway's admin listener (port 9090, as the chart runs it) on the host of `url`.
+fn default_usage_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next().filter(|a| !a.is_empty())?;
+    let host = match authority.rsplit_once(':') {
+        // `[::1]:8080` or `host:8080`; a bare `[::1]` has its last colon inside the brackets.
+        Some((host, port)) if !port.contains(']') && port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    Some(format!("{scheme}://{host}:9090/usage"))
+}
+
+#[cfg(test)]
+mod gateway_flag_tests {
+    use super::default_usage_url;
+
+    #[test]
+    fn the_usage_url_defaults_to_port_9090_on_the_gateways_host() {
+        assert_eq!(
+            default_usage_url("http://keysmith-gateway.keysmith-system:8080").as_deref(),
+            Some("http://keysmith-gateway.keysmith-system:9090/usage")
+        );
+        assert_eq!(
+            default_usage_url("http://127.0.0.1:8080/").as_deref(),
+            Some("http://127.0.0.1:9090/usage")
+        );
+        assert_eq!(
+            default_usage_url("http://[::1]").as_deref(),
+            Some("http://[::1]:9090/usage")
+        );
+        assert_eq!(default_usage_url("gw:8080"), None);
+    }
 }

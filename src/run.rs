@@ -77,6 +77,7 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
             default_usage_interval: args.usage_interval,
             cluster_resource_namespace: args.cluster_resource_namespace(),
             cluster_hub_selector: args.cluster_hub_selector.clone().filter(|s| !s.is_empty()),
+            gateway: args.gateway(),
             ..Settings::default()
         };
         let ctx = Context::new(

@@ -111,6 +111,8 @@ pub struct Settings {
     pub cluster_resource_namespace: String,
     /// Only the ClusterModelHubs with these labels (a label selector) are this operator's.
     pub cluster_hub_selector: Option<String>,
+    /// keysmith-gateway, for ApiKeys with `delivery: Gateway`; `None` refuses them.
+    pub gateway: Option<crate::plan::gateway::GatewaySettings>,
 }
 
 impl Default for Settings {
@@ -120,6 +122,7 @@ impl Default for Settings {
             error_backoff_base: Duration::from_secs(5),
             cluster_resource_namespace: "keysmith-system".to_owned(),
             cluster_hub_selector: None,
+            gateway: None,
         }
     }
 }
@@ -144,6 +147,8 @@ pub struct Context {
     hubs: hub_cache::HubCache,
     /// ClusterModelHubs, Namespaces and every scope's ApiKeys.
     cluster: cluster_cache::ClusterCache,
+    /// The usage keysmith-gateway last reported.
+    gateway_usage: api_key::UsageCache,
 }
 
 impl Context {
@@ -179,6 +184,7 @@ impl Context {
             memory: memory::ObjectMemory::default(),
             hubs: hub_cache::HubCache::default(),
             cluster: cluster_cache::ClusterCache::default(),
+            gateway_usage: api_key::UsageCache::default(),
         })
     }
 

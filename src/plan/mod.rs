@@ -2,6 +2,7 @@
 //! rotation and suspension. Nothing here performs I/O, so every branch is unit-tested without a
 //! cluster. The meaning of limits lives in `keysmith-limits`, shared with the gateway.
 
+pub mod gateway;
 pub mod quota;
 mod rotation;
 mod secret;
@@ -52,7 +53,11 @@ pub fn suspension_reason(
         Some(SuspensionReason::Disabled)
     } else if operator_expired(key, caps, now) {
         Some(SuspensionReason::Expired)
-    } else if reject && breaches.iter().any(|b| b.enforcement == Enforcement::Operator) {
+    } else if reject
+        && breaches
+            .iter()
+            .any(|b| b.whole_key() && b.enforcement == Enforcement::Operator)
+    {
         Some(SuspensionReason::LimitExceeded)
     } else {
         None

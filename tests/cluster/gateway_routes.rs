@@ -22,7 +22,7 @@ const UPSTREAM_KEY: &str = "sk-upstream-provider-key";
 
 /// A fake OpenAI-style upstream: answers every chat completion with fixed usage and remembers the
 /// Authorization headers it was sent.
-async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let app = Router::new().route(
@@ -50,7 +50,7 @@ async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -59,7 +59,7 @@ fn free_port() -> u16 {
 }
 
 /// The gateway binary, built beside the operator's by `cargo test --workspace --all-targets`.
-fn gateway_binary() -> std::path::PathBuf {
+pub(crate) fn gateway_binary() -> std::path::PathBuf {
     let operator = std::path::Path::new(env!("CARGO_BIN_EXE_keysmith"));
     let path = operator.with_file_name("keysmith-gateway");
     assert!(
@@ -90,7 +90,7 @@ fn route(ns: &str, upstream: SocketAddr, state: &str) -> Value {
     })
 }
 
-async fn chat(client: &reqwest::Client, port: u16, key: &str, prompt: &str) -> (u16, Value) {
+pub(crate) async fn chat(client: &reqwest::Client, port: u16, key: &str, prompt: &str) -> (u16, Value) {
     let response = client
         .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
         .bearer_auth(key)

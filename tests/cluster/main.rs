@@ -18,6 +18,7 @@ mod crd_drift;
 mod deletion_order;
 mod digitalocean_lifecycle;
 mod fault_suite;
+mod gateway_delivery;
 mod gateway_routes;
 mod google_lifecycle;
 mod leader_election;

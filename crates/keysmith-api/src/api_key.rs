@@ -100,6 +100,12 @@ pub struct ApiKeySpec {
     /// the window resets) or `UseAnyway` (it keeps working and the overrun is reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_limit_exceeded: Option<OnLimitExceeded>,
+    /// How the app reaches the provider: `Direct` (default: the Secret holds the provider key) or
+    /// `Gateway` (the provider key stays with keysmith-gateway in its namespace; the Secret holds a key
+    /// keysmith issues for the gateway and the gateway's URL, and the gateway enforces every limit on
+    /// each request). Left out: the hub's `spec.defaults.delivery`, else `Direct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
     /// Re-issue the key on a schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
@@ -154,6 +160,18 @@ pub struct ImportSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub key_id: Option<String>,
+}
+
+// How an app reaches the provider. A `//` comment, not a doc comment: a type's doc would replace the
+// description of every field that uses it in the CRD.
+#[allow(missing_docs)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+pub enum Delivery {
+    /// The Secret holds the provider key; the app calls the provider.
+    #[default]
+    Direct,
+    /// The Secret holds a key for keysmith-gateway, which holds the provider key and enforces limits.
+    Gateway,
 }
 
 // Behaviour when usage reaches an enforced limit. A `//` comment, not a doc comment: a type's doc
@@ -249,6 +267,10 @@ pub struct ApiKeyStatus {
     /// The Secret keysmith wrote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// `Gateway` while the provider key is held by keysmith-gateway (its route Secret) rather than
+    /// the app's Secret; absent for `Direct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
     /// Spend and traffic, as the provider reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,

@@ -18,7 +18,7 @@ pub mod time;
 pub mod well_known;
 
 pub use api_key::{
-    ApiKey, ApiKeySpec, ApiKeyStatus, DeletionPolicy, HubKind, HubRef, ImportSpec, OnLimitExceeded,
+    ApiKey, ApiKeySpec, ApiKeyStatus, DeletionPolicy, Delivery, HubKind, HubRef, ImportSpec, OnLimitExceeded,
     RestartTarget, Rotation, Suspension, SuspensionReason, WorkloadKind,
 };
 pub use cluster_model_hub::{

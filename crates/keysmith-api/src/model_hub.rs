@@ -226,6 +226,9 @@ pub struct HubDefaults {
     /// Default per-request caps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_limits: Option<RequestLimits>,
+    /// Default delivery (`Direct` or `Gateway`) of the ApiKeys that leave `spec.delivery` out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<crate::Delivery>,
 }
 
 /// Client-side pacing of management API calls.

@@ -54,6 +54,8 @@ reasons! {
     Unsupported,
     /// `spec.modelLimits` names a model the provider's catalog does not have (aiXplain).
     UnknownModel,
+    /// `delivery: Gateway`, but the operator runs without keysmith-gateway.
+    GatewayNotConfigured,
     /// A time keysmith recorded in status cannot be read back.
     MalformedStatus,
     // ApiKey Synced.

@@ -13,6 +13,8 @@ pub enum Enforcement {
     Provider,
     /// keysmith enforces it by acting on usage (disabling or revoking the key).
     Operator,
+    /// keysmith-gateway enforces it on every request (`delivery: Gateway`).
+    Gateway,
     /// Published to clients only (in the Secret); nobody enforces it.
     Advisory,
     /// The provider cannot do it and keysmith cannot make up for it.

@@ -69,12 +69,17 @@ pub struct Run<'a> {
     pub fresh_tag: String,
     /// The ClusterModelHub no longer allows the key's namespace: the key must not work.
     pub denied: bool,
+    /// The gateway side, for a key delivered through keysmith-gateway (or one that left it).
+    pub gateway: Option<super::gateway::GatewayRun>,
 }
 
 /// What a finished sync delivers.
 pub struct Delivered {
     /// Usage to report; `None` while the key is suspended on purpose.
     pub usage: Option<KeyUsage>,
+    /// `Some(true)` when a route Secret now holds the provider key, `Some(false)` when the key's route
+    /// was removed, `None` when the sync wrote no Secret.
+    pub through_gateway: Option<bool>,
 }
 
 impl Run<'_> {
@@ -158,7 +163,10 @@ impl Run<'_> {
                     _ => None,
                 };
                 self.suspend(why, status).await?;
-                return Ok(Some(Delivered { usage }));
+                return Ok(Some(Delivered {
+                    usage,
+                    through_gateway: None,
+                }));
             }
             Step::Withhold(why) => {
                 status.key_id = None;
@@ -167,10 +175,16 @@ impl Run<'_> {
                     since: self.ctx.clock.now().into(),
                     revoked_key_id: None,
                 });
-                return Ok(Some(Delivered { usage: None }));
+                return Ok(Some(Delivered {
+                    usage: None,
+                    through_gateway: None,
+                }));
             }
             Step::StaySuspended => {
-                return Ok(Some(Delivered { usage: None }));
+                return Ok(Some(Delivered {
+                    usage: None,
+                    through_gateway: None,
+                }));
             }
         }
         Ok(None)
@@ -210,6 +224,7 @@ impl Run<'_> {
         status.expires_at = reported_expiry(self.key, &self.caps, &record);
         Ok(Delivered {
             usage: Some(record.usage),
+            through_gateway: self.through_gateway(),
         })
     }
 
@@ -244,6 +259,7 @@ impl Run<'_> {
         status.fingerprint = Some(value.fingerprint());
         Ok(Delivered {
             usage: Some(info.usage),
+            through_gateway: self.through_gateway(),
         })
     }
 
@@ -313,8 +329,35 @@ impl Run<'_> {
         }
     }
 
-    /// Writes the Secret unless it already has the desired content.
+    /// Where the provider key is after this sync's Secret writes (see [`Delivered::through_gateway`]).
+    fn through_gateway(&self) -> Option<bool> {
+        self.gateway.as_ref().map(|g| g.active || g.existing.is_some())
+    }
+
+    /// Writes the Secret unless it already has the desired content. Through the gateway, the route
+    /// Secret takes the provider key first and the app's Secret gets the key issued for it; a key
+    /// that left the gateway loses its route only once the app's Secret holds the provider key.
     pub(super) async fn apply_secret(&mut self, value: &SecretValue, key_id: Option<&str>) -> SyncResult<()> {
+        let now = self.ctx.clock.now();
+        let delivered = match self.gateway.as_mut() {
+            Some(gateway) if gateway.active => {
+                gateway.apply(self.key, self.hub, value, key_id, now).await?;
+                plan::gateway::issued_key(value)
+            }
+            _ => value.clone(),
+        };
+        self.write_app_secret(&delivered, key_id).await?;
+        if let Some(gateway) = self
+            .gateway
+            .as_mut()
+            .filter(|g| !g.active && g.existing.is_some())
+        {
+            gateway.remove(self.key).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_app_secret(&mut self, value: &SecretValue, key_id: Option<&str>) -> SyncResult<()> {
         let desired = plan::desired_secret(self.key, value, key_id, &self.delivery);
         if let Some(have) = &self.existing
             && secret_matches(have, &desired)

@@ -24,6 +24,11 @@ pub async fn cleanup(key: Arc<ApiKey>, ctx: &Arc<Context>) -> Result<Action> {
         .forget_key(&key.namespace().unwrap_or_default(), &key.name_any());
     ctx.forget(&key.uid().unwrap_or_default());
     let policy = key.spec.deletion_policy.unwrap_or_default();
+    // The route goes with the ApiKey unless the key is orphaned: then the app keeps reaching the
+    // provider through the gateway with the key nobody manages any more, as it would with `Direct`.
+    if policy != DeletionPolicy::Orphan {
+        super::gateway::forget(ctx, &key).await?;
+    }
     let status = key.status.clone().unwrap_or_default();
     let imported = key.spec.import.is_some();
     // An imported key is revoked only when keysmith knows its record at the provider (a `keyId`) and

@@ -15,6 +15,7 @@ mod act;
 mod cleanup;
 mod create;
 mod decide;
+mod gateway;
 mod observe;
 mod problem;
 mod report;
@@ -28,6 +29,7 @@ use keysmith_api::{
 use kube::{Api, ResourceExt, runtime::controller::Action};
 use tracing::{info, instrument};
 
+pub use gateway::UsageCache;
 pub use problem::Problem;
 
 use self::observe::Target;
@@ -218,14 +220,23 @@ async fn sync(
     status.secret_name = Some(plan::secret_name(key));
     let caps = run.caps.clone();
     let delivered = run.sync(status).await?;
+    if let Some(held) = delivered.through_gateway {
+        status.delivery = held.then_some(keysmith_api::Delivery::Gateway);
+    }
     let now = ctx.clock.now();
-    let usage = match delivered.usage {
+    let mut usage = match delivered.usage {
         Some(usage) => {
             keysmith_limits::usage_status(&usage, keysmith_limits::budget_reset_in_force(key, hub), now)
         }
         // No live key on purpose (a suspension): nothing new to report.
         None => keysmith_limits::usage_while_suspended(status, now),
     };
+    if status.delivery == Some(keysmith_api::Delivery::Gateway)
+        && let Some(settings) = &ctx.settings.gateway
+        && let Some(metered) = ctx.gateway_usage.figures(settings, key).await
+    {
+        usage = gateway::merge_usage(usage, &metered);
+    }
     report::synced(key, hub, &caps, usage, status, denied, &ctx.now());
     Ok(())
 }

@@ -103,14 +103,36 @@ pub async fn gather<'a>(
                 .map(str::to_owned)
         })
         .unwrap_or_default();
+    let gateway = super::gateway::observe(key, hub, ctx, &base_url, status).await?;
+    let app_base_url = match &gateway {
+        Some(g) if g.active => ctx
+            .settings
+            .gateway
+            .as_ref()
+            .map(|s| plan::gateway::app_base_url(&s.url, g.api))
+            .unwrap_or_default(),
+        _ => base_url,
+    };
     let delivery = plan::Delivery {
-        base_url,
+        base_url: app_base_url,
         published: keysmith_limits::published_limits(key, hub),
     };
     let holding = |s: &Secret| {
         plan::secret_value(s, key).map(|value| (value, plan::secret_key_id(s).map(str::to_owned)))
     };
     let mut held = existing.as_ref().and_then(holding);
+    if let Some(g) = &gateway {
+        // Through the gateway the app's Secret holds the issued key, and the provider key is in the
+        // route Secret; while delivery changes, the one whose fingerprint status recorded holds it.
+        let routed = g.existing.as_ref().and_then(plan::gateway::route_value);
+        let recorded = status.fingerprint.as_deref();
+        let direct = held.filter(|(value, _)| Some(value.fingerprint().as_str()) == recorded);
+        held = if g.active {
+            routed.or(direct)
+        } else {
+            direct.or(routed)
+        };
+    }
     let moved_from = match (&existing, &status.secret_name) {
         // `spec.secret.name` changed: the key is in the Secret keysmith wrote before, and moves.
         (None, Some(before)) if !unread && *before != plan::secret_name(key) => secrets
@@ -123,11 +145,15 @@ pub async fn gather<'a>(
     if held.is_none() {
         held = moved_from.as_ref().and_then(holding);
     }
+    let caps = match &gateway {
+        Some(g) if g.active => super::gateway::gateway_capabilities(provider.capabilities()),
+        _ => provider.capabilities(),
+    };
     let mut run = Run {
         ctx,
         key,
         hub,
-        caps: provider.capabilities(),
+        caps,
         provider,
         secrets,
         existing,
@@ -143,6 +169,7 @@ pub async fn gather<'a>(
             &format!("{:08x}", rand::random::<u32>()),
         ),
         denied,
+        gateway,
     };
     if importing {
         run.import = Some(import(&run, status).await?);
@@ -158,6 +185,9 @@ pub async fn gather<'a>(
             run.caps.disable = Enforcement::Unsupported;
             run.caps.rename = Enforcement::Unsupported;
             run.caps.rotation = Enforcement::Unsupported;
+            if run.gateway.as_ref().is_some_and(|g| g.active) {
+                run.caps = super::gateway::gateway_capabilities(run.caps.clone());
+            }
         }
     }
     if let Some(data_key) = key

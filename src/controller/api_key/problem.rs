@@ -46,6 +46,11 @@ pub enum Problem {
         field: &'static str,
         bad: keysmith_api::BadTime,
     },
+    /// `delivery: Gateway` on an operator started without `--gateway-url`.
+    #[error(
+        "spec.delivery is Gateway (or the hub's defaults make it so), but this keysmith runs without a gateway (--gateway-url, or the chart's gateway.enabled); no key was issued"
+    )]
+    GatewayNotConfigured,
     /// The decision found no final step: a bug, reported instead of looping.
     #[error("keysmith could not decide how to bring this key in line with its spec; please report it")]
     Stuck,
@@ -76,6 +81,7 @@ impl Problem {
             Self::ImportSecretMissing { .. } => Reason::ImportSecretMissing.as_str(),
             Self::MalformedStatus { .. } => Reason::MalformedStatus.as_str(),
             Self::Stuck => Reason::Unsupported.as_str(),
+            Self::GatewayNotConfigured => Reason::GatewayNotConfigured.as_str(),
             Self::Provider(e) => e.reason(),
             Self::Kube(e) => e.reason(),
         }

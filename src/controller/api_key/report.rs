@@ -170,11 +170,15 @@ pub fn limit_exceeded(breaches: &[Breach], usage: &Usage) -> Verdict {
 
 /// Whether a budget someone enforces cannot be checked: the provider reports no spend for the window.
 pub fn spend_unknown(limits: &EffectiveLimits, usage: &Usage) -> bool {
-    limits
-        .budget
-        .as_ref()
-        .is_some_and(|b| matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator))
-        && usage.current_usd.is_none()
+    limits.budget.as_ref().is_some_and(|b| enforced(b.enforcement)) && usage.current_usd.is_none()
+}
+
+/// Whether someone stops a key at the limit: the provider, keysmith, or keysmith-gateway.
+fn enforced(enforcement: Enforcement) -> bool {
+    matches!(
+        enforcement,
+        Enforcement::Provider | Enforcement::Operator | Enforcement::Gateway
+    )
 }
 
 /// `LimitsEnforced`: whether every limit the spec or the hub's defaults set is held by the provider or
@@ -282,9 +286,7 @@ pub fn ready(
     let disabled = key.spec.disabled.unwrap_or(false);
     // Rejected at the limit by whoever enforces it: the key does not work until the window resets.
     let rejected = key.spec.on_limit_exceeded.unwrap_or_default() == OnLimitExceeded::Reject
-        && breaches
-            .iter()
-            .any(|b| b.whole_key() && matches!(b.enforcement, Enforcement::Provider | Enforcement::Operator));
+        && breaches.iter().any(|b| b.whole_key() && enforced(b.enforcement));
     // Each check, in order, with what it ensures; the first that holds names the reason.
     let chain: [(bool, Reason, &str); 7] = [
         // An expired key does not work, whoever holds the expiry.

@@ -199,6 +199,7 @@ impl Scene {
             error_backoff_base: Duration::from_millis(500),
             cluster_resource_namespace: self.ns.name.clone(),
             cluster_hub_selector: Some(format!("{TEST_LABEL}={}", self.ns.name)),
+            gateway: None,
         }
     }
 

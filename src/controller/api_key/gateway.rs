@@ -1,0 +1,316 @@
+//! `delivery: Gateway` at the edges: the route Secret in keysmith-gateway's namespace (read, written,
+//! removed) and the usage the gateway meters, merged into what the provider reports.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use keysmith_api::{
+    ApiKey, ApiKeyStatus, Capabilities, Delivery, Enforcement, FIELD_MANAGER, ModelHub, ModelUsage, Usage,
+    gateway_route::{GatewayApi, KeyReport, UsageReport},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+};
+use tokio::sync::Mutex;
+use tracing::debug;
+
+use super::{Problem, SyncResult};
+use crate::{
+    controller::{Context, Error},
+    plan::{self, gateway::GatewaySettings},
+};
+
+/// How long one read of the gateway's `/usage` serves every ApiKey's reconcile.
+const USAGE_FRESH_FOR: Duration = Duration::from_secs(5);
+
+/// The gateway side of one ApiKey's sync.
+#[derive(Debug)]
+pub struct GatewayRun {
+    /// Whether the key is delivered through the gateway now; `false` for a key that left it, whose
+    /// route is removed once the app's Secret holds the provider key again.
+    pub active: bool,
+    pub api: GatewayApi,
+    /// The provider URL the gateway forwards to.
+    pub upstream: String,
+    pub routes: Api<Secret>,
+    /// The route Secret as read before the sync.
+    pub existing: Option<Secret>,
+    pub namespace: String,
+    /// Whether keysmith has suspended the key (the route then refuses it too).
+    pub suspended: bool,
+}
+
+/// The gateway side of `key`'s sync, if it has one: the key is delivered through the gateway, or was.
+pub async fn observe(
+    key: &ApiKey,
+    hub: &ModelHub,
+    ctx: &Context,
+    inference_base: &str,
+    status: &ApiKeyStatus,
+) -> SyncResult<Option<GatewayRun>> {
+    let active = plan::gateway::delivery_mode(key, hub) == Delivery::Gateway;
+    let was = status.delivery == Some(Delivery::Gateway);
+    if !active && !was {
+        return Ok(None);
+    }
+    let Some(settings) = ctx.settings.gateway.as_ref() else {
+        return if active {
+            Err(Problem::GatewayNotConfigured)
+        } else {
+            // Left the gateway, and this operator no longer knows it: nothing to clean up here.
+            Ok(None)
+        };
+    };
+    let provider = hub.spec.provider;
+    let api = match plan::gateway::gateway_api(provider) {
+        Ok(api) => api,
+        Err(what) if active => return Err(Problem::Provider(keysmith_providers::Error::Unsupported(what))),
+        Err(_) => keysmith_api::gateway_route::GatewayApi::Openai,
+    };
+    let routes = Api::<Secret>::namespaced(ctx.client.clone(), &settings.namespace);
+    let existing = routes
+        .get_opt(&plan::gateway::route_secret_name(key))
+        .await
+        .map_err(Error::kube("get the gateway route Secret"))?;
+    Ok(Some(GatewayRun {
+        active,
+        api,
+        upstream: plan::gateway::upstream(provider, inference_base),
+        routes,
+        existing,
+        namespace: settings.namespace.clone(),
+        suspended: status.suspended.is_some(),
+    }))
+}
+
+impl GatewayRun {
+    /// Writes the route for provider key `value` unless it already says so.
+    pub async fn apply(
+        &mut self,
+        key: &ApiKey,
+        hub: &ModelHub,
+        value: &keysmith_core::SecretValue,
+        key_id: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> SyncResult<()> {
+        let mut state = plan::gateway::route_state(key, &ApiKeyStatus::default(), now);
+        if self.suspended && state == keysmith_api::gateway_route::RouteState::Active {
+            state = keysmith_api::gateway_route::RouteState::Suspended;
+        }
+        let inputs = plan::gateway::RouteInputs {
+            key,
+            hub,
+            api: self.api,
+            upstream: &self.upstream,
+            state,
+        };
+        let desired = plan::gateway::desired_route_secret(&inputs, value, key_id, &self.namespace);
+        if self
+            .existing
+            .as_ref()
+            .is_some_and(|have| plan::gateway::route_matches(have, &desired))
+        {
+            return Ok(());
+        }
+        let written = self
+            .routes
+            .patch(
+                &plan::gateway::route_secret_name(key),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await
+            .map_err(Error::kube("apply the gateway route Secret"))?;
+        self.existing = Some(written);
+        Ok(())
+    }
+
+    /// Removes the route (the key left the gateway, or its ApiKey is gone).
+    pub async fn remove(&mut self, key: &ApiKey) -> SyncResult<()> {
+        remove_route(&self.routes, key).await?;
+        self.existing = None;
+        Ok(())
+    }
+}
+
+/// Deletes `key`'s route Secret; gone already is fine.
+pub async fn remove_route(routes: &Api<Secret>, key: &ApiKey) -> Result<(), Error> {
+    match routes
+        .delete(&plan::gateway::route_secret_name(key), &DeleteParams::default())
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other
+            .map(|_| ())
+            .map_err(Error::kube("delete the gateway route Secret")),
+    }
+}
+
+/// Removes the route of a deleted ApiKey that was delivered through the gateway.
+pub async fn forget(ctx: &Context, key: &ApiKey) -> Result<(), Error> {
+    let was = key.status.as_ref().and_then(|s| s.delivery) == Some(Delivery::Gateway);
+    match (&ctx.settings.gateway, was) {
+        (Some(settings), true) => {
+            let routes = Api::<Secret>::namespaced(ctx.client.clone(), &settings.namespace);
+            remove_route(&routes, key).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// With the gateway in front, what the provider cannot hold the gateway does, on every request.
+pub fn gateway_capabilities(mut caps: Capabilities) -> Capabilities {
+    for held in [
+        &mut caps.budget,
+        &mut caps.rate_limits,
+        &mut caps.model_limits,
+        &mut caps.request_limits,
+    ] {
+        if matches!(*held, Enforcement::Advisory | Enforcement::Unsupported) {
+            *held = Enforcement::Gateway;
+        }
+    }
+    caps
+}
+
+/// The last `/usage` report read, shared by every reconcile for [`USAGE_FRESH_FOR`].
+#[derive(Debug, Default)]
+pub struct UsageCache {
+    last: Mutex<Option<(Instant, UsageReport)>>,
+}
+
+impl UsageCache {
+    /// The gateway's figures for `key`, read at most every few seconds. A gateway that cannot be
+    /// reached leaves status with the provider's figures alone; the gateway keeps enforcing.
+    pub async fn figures(&self, settings: &GatewaySettings, key: &ApiKey) -> Option<KeyReport> {
+        let url = settings.usage_url.as_deref()?;
+        let mut last = self.last.lock().await;
+        let stale = last
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= USAGE_FRESH_FOR);
+        if stale {
+            match fetch(url).await {
+                Ok(report) => *last = Some((Instant::now(), report)),
+                Err(err) => debug!(error = %err, "gateway usage not read"),
+            }
+        }
+        let (_, report) = last.as_ref()?;
+        let ns = key.namespace().unwrap_or_default();
+        let name = key.name_any();
+        report
+            .keys
+            .iter()
+            .find(|k| k.namespace == ns && k.name == name)
+            .cloned()
+    }
+}
+
+async fn fetch(url: &str) -> Result<UsageReport, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+}
+
+/// `usage` with what the gateway metered where the provider reports nothing: requests and tokens of
+/// the day, per-model figures, and spend in the budget's window when every request's cost was known.
+pub fn merge_usage(mut usage: Usage, metered: &KeyReport) -> Usage {
+    usage.requests_today = usage.requests_today.or(Some(metered.requests_today));
+    usage
+        .tokens_today
+        .get_or_insert(metered.tokens_today.input + metered.tokens_today.output);
+    if usage.models.is_empty() {
+        usage.models = metered
+            .models
+            .iter()
+            .map(|m| ModelUsage {
+                model: m.model.clone(),
+                usd: m.spend_usd,
+                requests: Some(m.requests),
+                tokens: Some(m.tokens.input + m.tokens.output),
+            })
+            .collect();
+    }
+    if usage.current_usd.is_none() {
+        usage.current_usd = metered.spend_usd;
+    }
+    if usage.window_resets_at.is_none() {
+        usage.window_resets_at = metered
+            .window_resets_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(Into::into);
+    }
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keysmith_api::gateway_route::{ModelReport, TokenFigures};
+
+    #[test]
+    fn metered_figures_fill_what_the_provider_left_out() {
+        let metered = KeyReport {
+            namespace: "a".into(),
+            name: "b".into(),
+            day: "2026-12-07".into(),
+            requests_today: 4,
+            tokens_today: TokenFigures {
+                input: 30,
+                output: 12,
+            },
+            models: vec![ModelReport {
+                model: "gpt-4o-mini".into(),
+                requests: 4,
+                tokens: TokenFigures {
+                    input: 30,
+                    output: 12,
+                },
+                spend_usd: Some(0.01),
+            }],
+            spend_usd: Some(0.01),
+            window_resets_at: Some("2027-01-01T00:00:00Z".into()),
+        };
+        let merged = merge_usage(Usage::default(), &metered);
+        assert_eq!((merged.requests_today, merged.tokens_today), (Some(4), Some(42)));
+        assert_eq!(merged.models[0].tokens, Some(42));
+        assert_eq!(merged.current_usd, Some(0.01));
+        assert!(merged.window_resets_at.is_some());
+        let provider = Usage {
+            requests_today: Some(9),
+            current_usd: Some(2.0),
+            ..Default::default()
+        };
+        let merged = merge_usage(provider, &metered);
+        assert_eq!((merged.requests_today, merged.current_usd), (Some(9), Some(2.0)));
+    }
+
+    #[test]
+    fn the_gateway_holds_what_the_provider_cannot() {
+        let caps = Capabilities {
+            budget: Enforcement::Provider,
+            rate_limits: Enforcement::Advisory,
+            model_limits: Enforcement::Unsupported,
+            request_limits: Enforcement::Advisory,
+            expiry: Enforcement::Operator,
+            disable: Enforcement::Provider,
+            rename: Enforcement::Provider,
+            usage: Enforcement::Provider,
+            provisioning: Enforcement::Provider,
+            rotation: Enforcement::Operator,
+        };
+        let held = gateway_capabilities(caps);
+        assert_eq!(held.budget, Enforcement::Provider);
+        assert_eq!(held.rate_limits, Enforcement::Gateway);
+        assert_eq!(held.model_limits, Enforcement::Gateway);
+        assert_eq!(held.request_limits, Enforcement::Gateway);
+        assert_eq!(held.expiry, Enforcement::Operator);
+    }
+}
