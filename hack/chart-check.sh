@@ -129,7 +129,9 @@ render all -f "$work/values-all.yaml"
 render existing-sa --set serviceAccount.create=false --set serviceAccount.name=keysmith-existing \
   --set fullnameOverride=ks --set image.tag=dev --set image.pullPolicy=Always
 render gateway --set gateway.enabled=true --set gateway.tokenizer=exact --set metrics.service.enabled=true \
-  --set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true
+  --set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true \
+  --set gateway.podDisruptionBudget.enabled=true --set gateway.serviceMonitor.enabled=true
+render namespaced-gateway --set "watchNamespaces={$ns2}" --set gateway.enabled=true
 
 python3 - "$work" "$ns" "$ns2" <<'PY'
 import sys, yaml
@@ -278,10 +280,40 @@ check(gsvc["spec"]["selector"].items() <= gpod["metadata"]["labels"].items(), "g
 check({p["name"]: p["port"] for p in gsvc["spec"]["ports"]} == {"proxy": 8080, "metrics": 9090}, "gateway ports")
 op = one(d, "Deployment", full)["spec"]["template"]["metadata"]["labels"]
 for what, sel in [("operator Service", one(d, "Service", f"{full}-metrics")["spec"]["selector"]),
-                  ("operator PDB", one(d, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]),
-                  ("operator NetworkPolicy", one(d, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"])]:
+                  ("operator PDB", one(d, "PodDisruptionBudget", full)["spec"]["selector"]["matchLabels"]),
+                  ("operator NetworkPolicy", one(d, "NetworkPolicy", full)["spec"]["podSelector"]["matchLabels"])]:
     check(sel.items() <= op.items() and not sel.items() <= gpod["metadata"]["labels"].items(), f"{what} picks the operator only")
 check(gsvc["spec"]["selector"].items() - op.items(), "the gateway Service does not pick the operator")
+# The operator is told where the gateway is, and may reach its /usage.
+oc = one(d, "Deployment", full)["spec"]["template"]["spec"]["containers"][0]
+oenv = {e["name"]: e.get("value", e.get("valueFrom")) for e in oc["env"]}
+check(oenv["KEYSMITH_GATEWAY_URL"] == f"http://{gname}.{ns}.svc:8080", f"operator gateway URL {oenv.get('KEYSMITH_GATEWAY_URL')}")
+check(oenv["KEYSMITH_GATEWAY_USAGE_URL"] == f"http://{gname}.{ns}.svc:9090/usage", "operator gateway usage URL")
+check(oenv["KEYSMITH_GATEWAY_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, "operator gateway namespace")
+check("KEYSMITH_GATEWAY_URL" not in env(load("default")), "default: no gateway URL")
+onp = one(d, "NetworkPolicy", full)["spec"]
+check(any(r.get("to") == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "keysmith-gateway",
+      "app.kubernetes.io/instance": "keysmith-check"}}}] and [p["port"] for p in r["ports"]] == [9090]
+      for r in onp["egress"]), f"operator egress to the gateway's /usage {onp['egress']}")
+# The gateway's own NetworkPolicy, PDB and ServiceMonitor pick its Pods and nothing of the operator's.
+gnp = one(d, "NetworkPolicy", gname)["spec"]
+check(gnp["podSelector"]["matchLabels"].items() <= gpod["metadata"]["labels"].items(), "gateway NetworkPolicy selects its Pods")
+check([[p["port"] for p in r["ports"]] for r in gnp["ingress"]] == [[8080], [9090]], f"gateway ingress ports {gnp['ingress']}")
+check("from" not in gnp["ingress"][0], "gateway proxy open to apps by default")
+check(gnp["ingress"][1]["from"][0]["podSelector"]["matchLabels"].items() <= op.items(), "gateway /usage open to the operator")
+check([sorted(p["port"] for p in r["ports"]) for r in gnp["egress"]] == [[53, 53], [443, 6443], [443]], f"gateway egress {gnp['egress']}")
+gpdb = one(d, "PodDisruptionBudget", gname)["spec"]
+check(gpdb["selector"]["matchLabels"].items() <= gpod["metadata"]["labels"].items() and gpdb["maxUnavailable"] == 1, "gateway PDB")
+gsm = one(d, "ServiceMonitor", gname)["spec"]
+check(gsm["selector"]["matchLabels"].items() <= gsvc["metadata"]["labels"].items()
+      and not gsm["selector"]["matchLabels"].items() <= one(d, "Service", f"{full}-metrics")["metadata"]["labels"].items(),
+      "gateway ServiceMonitor selects the gateway Service only")
+check(gsm["endpoints"][0]["port"] == "metrics", "gateway ServiceMonitor port")
+# Watching listed namespaces, the operator may still write and delete route Secrets in the release namespace.
+d = load("namespaced-gateway")
+cred = one(d, "Role", f"{full}-credentials")
+check(cred["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
+      "verbs": ["get", "list", "watch", "create", "patch", "delete"]}], f"namespaced gateway: route Secrets {cred['rules']}")
 check(not kinds(load("default"), "Deployment")[1:], "default: no gateway")
 print("[chart] rendered objects checked: env, RBAC per mode, Service/ServiceMonitor/PDB/NetworkPolicy selectors and ports, the gateway")
 PY
@@ -293,7 +325,7 @@ np = yaml.safe_load(sys.stdin)["spec"]
 rules = np["ingress"] + np["egress"]
 assert all("from" not in r and "to" not in r for r in rules), "default NetworkPolicy restricts peers"
 assert [sorted(p["port"] for p in r["ports"]) for r in np["egress"]] == [[53, 53], [443, 6443], [443]], np["egress"]'
-log "6 modes validated by the apiserver (server-side dry run) and checked ($((SECONDS - start))s)"
+log "7 modes validated by the apiserver (server-side dry run) and checked ($((SECONDS - start))s)"
 
 # 4. RBAC installed for real.
 "$here/rbac-check.sh"
