@@ -144,7 +144,7 @@ pub fn route_document(inputs: &RouteInputs<'_>, value: &SecretValue) -> GatewayR
             request_limits,
         },
         on_limit_exceeded: key.spec.on_limit_exceeded.unwrap_or_default(),
-        pricing: Vec::new(),
+        pricing: hub.spec.pricing.clone(),
     }
 }
 
@@ -288,7 +288,12 @@ mod tests {
     fn the_route_secret_holds_the_provider_key_and_admits_only_the_issued_one() {
         let k = key(serde_json::json!({"requestLimits": {"maxInputTokens": 100},
                                        "limits": {"requestsPerMinute": 5}, "onLimitExceeded": "UseAnyway"}));
-        let h = hub("openrouter", serde_json::json!({"budget": {"limitUsd": 3.0}}));
+        let mut h = hub("openrouter", serde_json::json!({"budget": {"limitUsd": 3.0}}));
+        h.spec.pricing = vec![keysmith_api::gateway_route::ModelPrice {
+            model: "openai/gpt-4o-mini".into(),
+            input_usd_per_million: 0.15,
+            output_usd_per_million: 0.6,
+        }];
         let value = SecretValue::new("sk-or-v1-provider");
         let inputs = RouteInputs {
             key: &k,
@@ -308,6 +313,7 @@ mod tests {
         assert_eq!(doc.limits.limits.unwrap().requests_per_minute, Some(5));
         assert_eq!(doc.limits.budget.unwrap().limit_usd, 3.0);
         assert_eq!(doc.on_limit_exceeded, keysmith_api::OnLimitExceeded::UseAnyway);
+        assert_eq!(doc.pricing, h.spec.pricing, "the hub's price table goes with the route");
         assert!(route_matches(&secret, &secret.clone()));
         let rotated = desired_route_secret(
             &inputs,

@@ -103,14 +103,17 @@ pub struct RouteLimits {
 }
 
 /// What one model costs, in USD per million tokens.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelPrice {
     /// The model as clients name it in requests.
+    #[schemars(length(min = 1, max = 256))]
     pub model: String,
     /// USD per million input (prompt) tokens.
+    #[schemars(range(min = 0.0))]
     pub input_usd_per_million: f64,
     /// USD per million output (completion) tokens.
+    #[schemars(range(min = 0.0))]
     pub output_usd_per_million: f64,
 }
 

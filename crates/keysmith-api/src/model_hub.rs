@@ -82,6 +82,12 @@ pub struct ModelHubSpec {
     /// are reported as the effective ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<HubDefaults>,
+    /// Prices keysmith-gateway charges against budgets for models whose responses report no cost
+    /// (every provider but OpenRouter), in USD per million tokens. A model not listed is not charged by
+    /// the gateway; its budget stays with the provider's own usage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["model"]))]
+    pub pricing: Vec<crate::gateway_route::ModelPrice>,
     /// Pace of calls to the provider's management API, shared by every ApiKey of this hub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_rate_limit: Option<ApiRateLimit>,
