@@ -246,7 +246,14 @@ async fn check(
         .client(&ctx.client, hub, true)
         .await
         .map_err(HubProblem::Client)?;
-    status.capabilities = Some(client.capabilities());
+    let gateway_default = ctx.settings.gateway.is_some()
+        && hub.spec.defaults.as_ref().and_then(|d| d.delivery) == Some(keysmith_api::Delivery::Gateway);
+    status.capabilities = Some(if gateway_default {
+        // Its keys go through keysmith-gateway unless they say otherwise.
+        crate::plan::gateway::gateway_capabilities(client.capabilities())
+    } else {
+        client.capabilities()
+    });
     let account = client.verify().await.map_err(HubProblem::Provider)?;
     // Rounded to a tenth of a cent: float noise must not cause a status write on every poll.
     let money = keysmith_limits::money;

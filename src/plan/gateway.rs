@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use keysmith_api::{
-    ApiKey, ApiKeyStatus, Delivery as DeliveryMode, ModelHub, Provider,
+    ApiKey, ApiKeyStatus, Capabilities, Delivery as DeliveryMode, Enforcement, ModelHub, Provider,
     gateway_route::{
         ApiKeyRef, CURRENT_VERSION, GatewayApi, GatewayRoute, ROUTE_DATA_KEY, ROUTE_LABEL, RouteLimits,
         RouteState, UPSTREAM_KEY_DATA_KEY,
@@ -73,6 +73,21 @@ pub fn app_base_url(gateway_url: &str, api: GatewayApi) -> String {
         GatewayApi::Openai => format!("{base}/v1"),
         GatewayApi::Anthropic => base.to_owned(),
     }
+}
+
+/// With the gateway in front, what the provider cannot hold the gateway does, on every request.
+pub fn gateway_capabilities(mut caps: Capabilities) -> Capabilities {
+    for held in [
+        &mut caps.budget,
+        &mut caps.rate_limits,
+        &mut caps.model_limits,
+        &mut caps.request_limits,
+    ] {
+        if matches!(*held, Enforcement::Advisory | Enforcement::Unsupported) {
+            *held = Enforcement::Gateway;
+        }
+    }
+    caps
 }
 
 /// The key keysmith issues to the app for provider key `value`: derived one-way, so it rotates with
@@ -313,7 +328,10 @@ mod tests {
         assert_eq!(doc.limits.limits.unwrap().requests_per_minute, Some(5));
         assert_eq!(doc.limits.budget.unwrap().limit_usd, 3.0);
         assert_eq!(doc.on_limit_exceeded, keysmith_api::OnLimitExceeded::UseAnyway);
-        assert_eq!(doc.pricing, h.spec.pricing, "the hub's price table goes with the route");
+        assert_eq!(
+            doc.pricing, h.spec.pricing,
+            "the hub's price table goes with the route"
+        );
         assert!(route_matches(&secret, &secret.clone()));
         let rotated = desired_route_secret(
             &inputs,
@@ -336,5 +354,27 @@ mod tests {
         assert_eq!(route_state(&off, &status, now), RouteState::Disabled);
         let old = key(serde_json::json!({"expiresAt": "2026-12-07T11:00:00Z"}));
         assert_eq!(route_state(&old, &status, now), RouteState::Expired);
+    }
+
+    #[test]
+    fn the_gateway_holds_what_the_provider_cannot() {
+        let caps = Capabilities {
+            budget: Enforcement::Provider,
+            rate_limits: Enforcement::Advisory,
+            model_limits: Enforcement::Unsupported,
+            request_limits: Enforcement::Advisory,
+            expiry: Enforcement::Operator,
+            disable: Enforcement::Provider,
+            rename: Enforcement::Provider,
+            usage: Enforcement::Provider,
+            provisioning: Enforcement::Provider,
+            rotation: Enforcement::Operator,
+        };
+        let held = gateway_capabilities(caps);
+        assert_eq!(held.budget, Enforcement::Provider);
+        assert_eq!(held.rate_limits, Enforcement::Gateway);
+        assert_eq!(held.model_limits, Enforcement::Gateway);
+        assert_eq!(held.request_limits, Enforcement::Gateway);
+        assert_eq!(held.expiry, Enforcement::Operator);
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use keysmith_api::{
-    ApiKey, ApiKeyStatus, Capabilities, Delivery, Enforcement, FIELD_MANAGER, ModelHub, ModelUsage, Usage,
+    ApiKey, ApiKeyStatus, Delivery, FIELD_MANAGER, ModelHub, ModelUsage, Usage,
     gateway_route::{GatewayApi, KeyReport, UsageReport},
 };
 use kube::{
@@ -159,21 +159,6 @@ pub async fn forget(ctx: &Context, key: &ApiKey) -> Result<(), Error> {
     }
 }
 
-/// With the gateway in front, what the provider cannot hold the gateway does, on every request.
-pub fn gateway_capabilities(mut caps: Capabilities) -> Capabilities {
-    for held in [
-        &mut caps.budget,
-        &mut caps.rate_limits,
-        &mut caps.model_limits,
-        &mut caps.request_limits,
-    ] {
-        if matches!(*held, Enforcement::Advisory | Enforcement::Unsupported) {
-            *held = Enforcement::Gateway;
-        }
-    }
-    caps
-}
-
 /// The last `/usage` report read, shared by every reconcile for [`USAGE_FRESH_FOR`].
 #[derive(Debug, Default)]
 pub struct UsageCache {
@@ -290,27 +275,5 @@ mod tests {
         };
         let merged = merge_usage(provider, &metered);
         assert_eq!((merged.requests_today, merged.current_usd), (Some(9), Some(2.0)));
-    }
-
-    #[test]
-    fn the_gateway_holds_what_the_provider_cannot() {
-        let caps = Capabilities {
-            budget: Enforcement::Provider,
-            rate_limits: Enforcement::Advisory,
-            model_limits: Enforcement::Unsupported,
-            request_limits: Enforcement::Advisory,
-            expiry: Enforcement::Operator,
-            disable: Enforcement::Provider,
-            rename: Enforcement::Provider,
-            usage: Enforcement::Provider,
-            provisioning: Enforcement::Provider,
-            rotation: Enforcement::Operator,
-        };
-        let held = gateway_capabilities(caps);
-        assert_eq!(held.budget, Enforcement::Provider);
-        assert_eq!(held.rate_limits, Enforcement::Gateway);
-        assert_eq!(held.model_limits, Enforcement::Gateway);
-        assert_eq!(held.request_limits, Enforcement::Gateway);
-        assert_eq!(held.expiry, Enforcement::Operator);
     }
 }

@@ -146,7 +146,7 @@ pub async fn gather<'a>(
         held = moved_from.as_ref().and_then(holding);
     }
     let caps = match &gateway {
-        Some(g) if g.active => super::gateway::gateway_capabilities(provider.capabilities()),
+        Some(g) if g.active => plan::gateway::gateway_capabilities(provider.capabilities()),
         _ => provider.capabilities(),
     };
     let mut run = Run {
@@ -186,7 +186,7 @@ pub async fn gather<'a>(
             run.caps.rename = Enforcement::Unsupported;
             run.caps.rotation = Enforcement::Unsupported;
             if run.gateway.as_ref().is_some_and(|g| g.active) {
-                run.caps = super::gateway::gateway_capabilities(run.caps.clone());
+                run.caps = plan::gateway::gateway_capabilities(run.caps.clone());
             }
         }
     }
