@@ -127,6 +127,8 @@ pub struct RouteInputs<'a> {
     pub api: GatewayApi,
     pub upstream: &'a str,
     pub state: RouteState,
+    /// The hash of the app key a rotation replaced, admitted until its overlap ends.
+    pub previous: Option<String>,
 }
 
 /// The route document for `key`, admitting the app key issued for `value`.
@@ -150,6 +152,7 @@ pub fn route_document(inputs: &RouteInputs<'_>, value: &SecretValue) -> GatewayR
         api: inputs.api,
         upstream: inputs.upstream.to_owned(),
         issued_key_sha256: issued_key(value).sha256_hex(),
+        previous_issued_key_sha256: inputs.previous.clone(),
         state: inputs.state,
         limits: RouteLimits {
             budget,
@@ -207,6 +210,29 @@ pub fn desired_route_secret(
             ),
         ])),
         ..Default::default()
+    }
+}
+
+/// The route document a route Secret holds, if it is one this release reads.
+pub fn route_document_of(secret: &Secret) -> Option<GatewayRoute> {
+    let bytes = secret.data.as_ref()?.get(ROUTE_DATA_KEY)?;
+    GatewayRoute::parse(&bytes.0).ok()
+}
+
+/// Which earlier app key the route for provider key `value` still admits: after a rotation that keeps
+/// the previous key (`carry`), the one the route admitted until now; later, the one it already names
+/// while the previous provider key is live (`overlap`); otherwise none.
+pub fn previous_admitted(
+    old: Option<&GatewayRoute>,
+    value: &SecretValue,
+    carry: bool,
+    overlap: bool,
+) -> Option<String> {
+    let old = old?;
+    if old.issued_key_sha256 != issued_key(value).sha256_hex() {
+        carry.then(|| old.issued_key_sha256.clone())
+    } else {
+        old.previous_issued_key_sha256.clone().filter(|_| overlap)
     }
 }
 
@@ -316,6 +342,7 @@ mod tests {
             api: GatewayApi::Openai,
             upstream: "https://openrouter.ai/api/v1",
             state: RouteState::Active,
+            previous: None,
         };
         let secret = desired_route_secret(&inputs, &value, Some("id-1"), "keysmith-system");
         assert_eq!(secret.metadata.name.as_deref(), Some("keysmith-route-0b5c"));
@@ -376,5 +403,36 @@ mod tests {
         assert_eq!(held.model_limits, Enforcement::Gateway);
         assert_eq!(held.request_limits, Enforcement::Gateway);
         assert_eq!(held.expiry, Enforcement::Operator);
+    }
+
+    #[test]
+    fn a_rotation_carries_the_old_app_key_through_its_overlap_only() {
+        let k = key(serde_json::json!({}));
+        let h = hub("openrouter", serde_json::json!({}));
+        let old_value = SecretValue::new("sk-old");
+        let new_value = SecretValue::new("sk-new");
+        let inputs = |previous| RouteInputs {
+            key: &k,
+            hub: &h,
+            api: GatewayApi::Openai,
+            upstream: "u",
+            state: RouteState::Active,
+            previous,
+        };
+        let before = route_document(&inputs(None), &old_value);
+        let old_hash = issued_key(&old_value).sha256_hex();
+        // A rotation keeping the previous key: the old app key stays admitted.
+        let carried = previous_admitted(Some(&before), &new_value, true, true);
+        assert_eq!(carried.as_deref(), Some(old_hash.as_str()));
+        // A replacement (the old key revoked at once): not.
+        assert_eq!(previous_admitted(Some(&before), &new_value, false, true), None);
+        // Later syncs keep it while the overlap lasts, then drop it.
+        let during = route_document(&inputs(carried), &new_value);
+        assert_eq!(
+            previous_admitted(Some(&during), &new_value, false, true).as_deref(),
+            Some(old_hash.as_str())
+        );
+        assert_eq!(previous_admitted(Some(&during), &new_value, false, false), None);
+        assert_eq!(previous_admitted(None, &new_value, true, true), None);
     }
 }

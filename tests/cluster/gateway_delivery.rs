@@ -80,7 +80,8 @@ async fn a_key_delivered_through_the_gateway_never_reaches_the_app_and_its_limit
     env.apply_key(
         "chat",
         json!({"hubRef": {"name": "or"}, "delivery": "Gateway",
-               "requestLimits": {"maxInputTokens": 200}, "limits": {"requestsPerMinute": 30}}),
+               "requestLimits": {"maxInputTokens": 200}, "limits": {"requestsPerMinute": 30},
+               "rotation": {"every": "720h", "overlap": "6s"}}),
     )
     .await;
     let key = env.wait_key("chat", "ApiKey Ready", is_ready).await;
@@ -147,7 +148,8 @@ async fn a_key_delivered_through_the_gateway_never_reaches_the_app_and_its_limit
     })
     .await;
 
-    // A rotation: a new provider key in the route, a new issued key for the app; the old one stops.
+    // A rotation: a new provider key in the route, a new issued key for the app; the old app key works
+    // as long as the old provider key does (the overlap), then stops.
     let api = env.ns.api::<ApiKey>();
     api.patch(
         "chat",
@@ -167,10 +169,42 @@ async fn a_key_delivered_through_the_gateway_never_reaches_the_app_and_its_limit
         (chat(&client, listen, &new_issued, "hello").await.0 == 200).then_some(())
     })
     .await;
-    assert_eq!(chat(&client, listen, &issued, "hello").await.0, 401);
     assert!(
-        condition(rotated.status.as_ref().map(|s| &s.conditions), "Ready").is_some(),
-        "status reports the rotated key"
+        rotated
+            .status
+            .as_ref()
+            .and_then(|s| s.rotation.as_ref())
+            .is_some_and(|r| r.previous_key_id.as_deref() == Some(key_id.as_str())),
+        "the previous key is in its overlap"
+    );
+    assert_eq!(
+        chat(&client, listen, &issued, "hello").await.0,
+        200,
+        "the old app key works during the overlap"
+    );
+    eventually(
+        "the old app key refused after the overlap",
+        Duration::from_secs(40),
+        || async { (chat(&client, listen, &issued, "hello").await.0 == 401).then_some(()) },
+    )
+    .await;
+    assert!(
+        env.sim.key(&key_id).unwrap().deleted,
+        "the old provider key is revoked"
+    );
+    assert!(
+        condition(
+            env.ns
+                .api::<ApiKey>()
+                .get("chat")
+                .await
+                .unwrap()
+                .status
+                .as_ref()
+                .map(|s| &s.conditions),
+            "Ready"
+        )
+        .is_some_and(|(s, _)| s == "True")
     );
 
     // Deletion revokes the provider key and removes the route.

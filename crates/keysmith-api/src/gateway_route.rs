@@ -36,6 +36,11 @@ pub struct GatewayRoute {
     /// Lower-case hex SHA-256 of the key keysmith issued to the app. The value itself never leaves the
     /// app's Secret.
     pub issued_key_sha256: String,
+    /// SHA-256 of the app key issued before a rotation, still accepted until the rotation's overlap
+    /// ends (the previous provider key is revoked). Absent outside an overlap; a gateway that does not
+    /// know the field simply accepts the current key alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_issued_key_sha256: Option<String>,
     /// Whether the key may be used now.
     pub state: RouteState,
     /// The limits in force (already resolved from spec and hub defaults).

@@ -31,6 +31,7 @@ fn route(limits: RouteLimits) -> Route {
         pricing: vec![],
         upstream_key: SecretValue::new("x"),
         issued_key_sha256: [0; 32],
+        previous_issued_key_sha256: None,
     }
 }
 

@@ -45,6 +45,20 @@ pub struct Route {
     pub upstream_key: SecretValue,
     /// SHA-256 of the key issued to the app.
     pub issued_key_sha256: [u8; 32],
+    /// SHA-256 of the key issued before a rotation, accepted during its overlap.
+    pub previous_issued_key_sha256: Option<[u8; 32]>,
+}
+
+impl Route {
+    /// Whether `digest` is the SHA-256 of a key this route admits, compared in constant time.
+    pub fn admits(&self, digest: &[u8; 32]) -> bool {
+        use subtle::ConstantTimeEq;
+        let current = self.issued_key_sha256.ct_eq(digest);
+        let previous = self
+            .previous_issued_key_sha256
+            .map_or(subtle::Choice::from(0), |p| p.ct_eq(digest));
+        bool::from(current | previous)
+    }
 }
 
 impl Route {
@@ -100,6 +114,14 @@ pub fn route_from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Route,
 pub fn route_from_document(doc: GatewayRoute, upstream_key: SecretValue) -> Result<Route, RouteError> {
     let mut hash = [0u8; 32];
     hex::decode_to_slice(doc.issued_key_sha256.trim(), &mut hash).map_err(|_| RouteError::BadHash)?;
+    let previous = match doc.previous_issued_key_sha256.as_deref() {
+        Some(text) => {
+            let mut previous = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut previous).map_err(|_| RouteError::BadHash)?;
+            Some(previous)
+        }
+        None => None,
+    };
     Ok(Route {
         key: doc.api_key,
         api: doc.api,
@@ -110,6 +132,7 @@ pub fn route_from_document(doc: GatewayRoute, upstream_key: SecretValue) -> Resu
         pricing: doc.pricing,
         upstream_key,
         issued_key_sha256: hash,
+        previous_issued_key_sha256: previous,
     })
 }
 
@@ -132,7 +155,11 @@ impl Tables {
         self.by_hash = self
             .by_secret
             .values()
-            .map(|r| (r.issued_key_sha256, r.clone()))
+            .flat_map(|r| {
+                std::iter::once(r.issued_key_sha256)
+                    .chain(r.previous_issued_key_sha256)
+                    .map(move |hash| (hash, r.clone()))
+            })
             .collect();
     }
 }
@@ -343,6 +370,27 @@ mod tests {
         table.apply("s", newer);
         assert_eq!(table.lookup(&[1; 32]).unwrap().state, RouteState::Active);
         assert!(table.lookup(&[2; 32]).is_none());
+    }
+
+    #[test]
+    fn the_key_issued_before_a_rotation_is_admitted_until_the_route_drops_it() {
+        let table = RouteTable::default();
+        let mut during = data(1, &hash(2), "Active");
+        let doc = String::from_utf8(during[ROUTE_DATA_KEY].clone())
+            .unwrap()
+            .replace(
+                r#""state":"#,
+                &format!(r#""previousIssuedKeySha256":"{}","state":"#, hash(1)),
+            );
+        during.insert(ROUTE_DATA_KEY.to_owned(), doc.into_bytes());
+        table.apply("s", route_from_secret_data(&during));
+        let route = table.lookup(&[1; 32]).unwrap();
+        assert!(route.admits(&[1; 32]) && route.admits(&[2; 32]) && !route.admits(&[3; 32]));
+        assert!(table.lookup(&[2; 32]).is_some());
+        // The overlap ends: the route names the current key alone.
+        table.apply("s", route_from_secret_data(&data(1, &hash(2), "Active")));
+        assert!(table.lookup(&[1; 32]).is_none());
+        assert!(!table.lookup(&[2; 32]).unwrap().admits(&[1; 32]));
     }
 
     #[test]

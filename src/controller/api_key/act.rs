@@ -214,6 +214,12 @@ impl Run<'_> {
             _ => return Err(Problem::Stuck),
         };
         if !fresh {
+            if let Some(gateway) = self.gateway.as_mut() {
+                gateway.previous_live = status
+                    .rotation
+                    .as_ref()
+                    .is_some_and(|r| r.previous_key_id.is_some());
+            }
             // The spec's Secret settings (labels, data key names, base URL) may have changed.
             self.apply_secret(&value, Some(&record.id)).await?;
         }

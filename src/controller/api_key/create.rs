@@ -66,6 +66,12 @@ impl Run<'_> {
             tag: tag.clone(),
             reason: kind,
         };
+        if let Some(gateway) = self.gateway.as_mut() {
+            // Through the gateway, the app key issued for the key being replaced keeps working exactly
+            // as long as that key does.
+            gateway.carry_previous = kind.keeps_previous();
+            gateway.previous_live = kind.keeps_previous();
+        }
         let provider = self.provider.clone();
         let created = self
             .create(marker, status, async move { provider.create_key(&desired).await })

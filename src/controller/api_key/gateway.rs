@@ -39,6 +39,11 @@ pub struct GatewayRun {
     pub namespace: String,
     /// Whether keysmith has suspended the key (the route then refuses it too).
     pub suspended: bool,
+    /// This sync's new key comes from a rotation that keeps the previous key for its overlap: the
+    /// route keeps admitting the app key issued for it.
+    pub carry_previous: bool,
+    /// Whether a previous provider key is still live (status records one in its overlap).
+    pub previous_live: bool,
 }
 
 /// The gateway side of `key`'s sync, if it has one: the key is delivered through the gateway, or was.
@@ -81,6 +86,11 @@ pub async fn observe(
         existing,
         namespace: settings.namespace.clone(),
         suspended: status.suspended.is_some(),
+        carry_previous: false,
+        previous_live: status
+            .rotation
+            .as_ref()
+            .is_some_and(|r| r.previous_key_id.is_some()),
     }))
 }
 
@@ -98,12 +108,16 @@ impl GatewayRun {
         if self.suspended && state == keysmith_api::gateway_route::RouteState::Active {
             state = keysmith_api::gateway_route::RouteState::Suspended;
         }
+        let old = self.existing.as_ref().and_then(plan::gateway::route_document_of);
+        let previous =
+            plan::gateway::previous_admitted(old.as_ref(), value, self.carry_previous, self.previous_live);
         let inputs = plan::gateway::RouteInputs {
             key,
             hub,
             api: self.api,
             upstream: &self.upstream,
             state,
+            previous,
         };
         let desired = plan::gateway::desired_route_secret(&inputs, value, key_id, &self.namespace);
         if self

@@ -197,6 +197,7 @@ pub fn route(name: &str, key: &str, api: GatewayApi, upstream: &str, limits: Rou
         api,
         upstream: upstream.into(),
         issued_key_sha256: sha256_hex(key),
+        previous_issued_key_sha256: None,
         state: RouteState::Active,
         limits,
         on_limit_exceeded: OnLimitExceeded::Reject,
