@@ -260,19 +260,9 @@ pub fn route_matches(have: &Secret, desired: &Secret) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keysmith_api::{ApiKeySpec, ModelHubSpec};
+    use keysmith_api::ModelHubSpec;
 
-    fn key(spec: serde_json::Value) -> ApiKey {
-        let mut base = serde_json::json!({"hubRef": {"name": "hub"}});
-        if let (Some(base), Some(extra)) = (base.as_object_mut(), spec.as_object()) {
-            base.extend(extra.clone());
-        }
-        let spec: ApiKeySpec = serde_json::from_value(base).unwrap();
-        let mut k = ApiKey::new("chat", spec);
-        k.metadata.namespace = Some("team-a".into());
-        k.metadata.uid = Some("0b5c".into());
-        k
-    }
+    use crate::plan::tests::key;
 
     fn hub(provider: &str, defaults: serde_json::Value) -> ModelHub {
         let spec: ModelHubSpec =
@@ -345,7 +335,7 @@ mod tests {
             previous: None,
         };
         let secret = desired_route_secret(&inputs, &value, Some("id-1"), "keysmith-system");
-        assert_eq!(secret.metadata.name.as_deref(), Some("keysmith-route-0b5c"));
+        assert_eq!(secret.metadata.name.as_deref(), Some("keysmith-route-0b5c-uid"));
         assert_eq!(secret.labels()[ROUTE_LABEL], "true");
         assert_eq!(route_value(&secret), Some((value.clone(), Some("id-1".into()))));
         let doc = GatewayRoute::parse(&secret.data.as_ref().unwrap()[ROUTE_DATA_KEY].0).unwrap();

@@ -9,7 +9,8 @@ use keysmith_providers::{KeyRecord, KeySettings, KeyUsage};
 
 use super::*;
 
-fn key(spec: serde_json::Value) -> ApiKey {
+/// An ApiKey `team-a/app` (uid `0b5c-uid`) on hub `hub` with `spec` merged in; shared by the plan's tests.
+pub(super) fn key(spec: serde_json::Value) -> ApiKey {
     let mut base = serde_json::json!({"hubRef": {"name": "hub"}});
     if let (Some(base), Some(extra)) = (base.as_object_mut(), spec.as_object()) {
         base.extend(extra.clone());

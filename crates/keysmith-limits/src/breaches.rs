@@ -59,18 +59,7 @@ pub fn breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabilities
             usage.tokens_today,
         ),
     ];
-    for (limit, unit, cap, used) in counted {
-        if let (Some(cap), Some(used)) = (cap, used)
-            && used >= cap
-        {
-            out.push(Breach {
-                limit,
-                message: format!("{used} {unit} today reached {limit} = {cap}"),
-                enforcement: daily(caps.rate_limits),
-                model: None,
-            });
-        }
-    }
+    out.extend(reached(counted, daily(caps.rate_limits), None));
     // A request rate over a whole day is a daily request cap too (a stricter `limits.requestsPerDay`
     // already reached is the one named).
     if let Some((rate, _)) = effective_rate_limit(key, hub)
@@ -115,23 +104,33 @@ fn model_breaches(key: &ApiKey, hub: &ModelHub, usage: &Usage, caps: &Capabiliti
                 used.tokens,
             ),
         ];
-        for (field, unit, cap, used) in counted {
-            if let (Some(cap), Some(used)) = (cap, used)
-                && used >= cap
-            {
-                out.push(Breach {
-                    limit: field,
-                    message: format!(
-                        "{used} {unit} today on model {} reached its {field} = {cap} (other models are not limited by it)",
-                        limit.model
-                    ),
-                    enforcement: caps.model_limits,
-                    model: Some(limit.model.clone()),
-                });
-            }
-        }
+        out.extend(reached(counted, caps.model_limits, Some(&limit.model)));
     }
     out
+}
+
+/// The daily counts among `counted` (spec field, unit, cap, count) that reached their cap, for the
+/// whole key or for `model`.
+fn reached(
+    counted: [(&'static str, &str, Option<u64>, Option<u64>); 2],
+    enforcement: Enforcement,
+    model: Option<&str>,
+) -> impl Iterator<Item = Breach> {
+    let model = model.map(str::to_owned);
+    counted.into_iter().filter_map(move |(limit, unit, cap, used)| {
+        let (cap, used) = (cap?, used?);
+        (used >= cap).then(|| Breach {
+            limit,
+            message: match &model {
+                None => format!("{used} {unit} today reached {limit} = {cap}"),
+                Some(m) => format!(
+                    "{used} {unit} today on model {m} reached its {limit} = {cap} (other models are not limited by it)"
+                ),
+            },
+            enforcement,
+            model: model.clone(),
+        })
+    })
 }
 
 /// Who holds a daily request or token cap whose count the provider reports for the key: where the
