@@ -176,28 +176,35 @@ pub async fn forget(ctx: &Context, key: &ApiKey) -> Result<(), Error> {
 /// The last `/usage` report read, shared by every reconcile for [`USAGE_FRESH_FOR`].
 #[derive(Debug, Default)]
 pub struct UsageCache {
-    last: Mutex<Option<(Instant, UsageReport)>>,
+    last: Mutex<Polled>,
+}
+
+#[derive(Debug, Default)]
+struct Polled {
+    /// When the gateway was last asked, answered or not: a gateway that is down is asked once per
+    /// [`USAGE_FRESH_FOR`], not once per reconcile.
+    asked: Option<Instant>,
+    report: Option<UsageReport>,
 }
 
 impl UsageCache {
     /// The gateway's figures for `key`, read at most every few seconds. A gateway that cannot be
-    /// reached leaves status with the provider's figures alone; the gateway keeps enforcing.
+    /// reached leaves status with the provider's figures and the last report; the gateway keeps
+    /// enforcing either way.
     pub async fn figures(&self, settings: &GatewaySettings, key: &ApiKey) -> Option<KeyReport> {
         let url = settings.usage_url.as_deref()?;
         let mut last = self.last.lock().await;
-        let stale = last
-            .as_ref()
-            .is_none_or(|(at, _)| at.elapsed() >= USAGE_FRESH_FOR);
-        if stale {
+        if last.asked.is_none_or(|at| at.elapsed() >= USAGE_FRESH_FOR) {
+            last.asked = Some(Instant::now());
             match fetch(url).await {
-                Ok(report) => *last = Some((Instant::now(), report)),
+                Ok(report) => last.report = Some(report),
                 Err(err) => debug!(error = %err, "gateway usage not read"),
             }
         }
-        let (_, report) = last.as_ref()?;
         let ns = key.namespace().unwrap_or_default();
         let name = key.name_any();
-        report
+        last.report
+            .as_ref()?
             .keys
             .iter()
             .find(|k| k.namespace == ns && k.name == name)
@@ -207,6 +214,7 @@ impl UsageCache {
 
 async fn fetch(url: &str) -> Result<UsageReport, reqwest::Error> {
     reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
         .build()?
         .get(url)
@@ -289,5 +297,53 @@ mod tests {
         };
         let merged = merge_usage(provider, &metered);
         assert_eq!((merged.requests_today, merged.current_usd), (Some(9), Some(2.0)));
+    }
+
+    fn settings(usage_url: String) -> GatewaySettings {
+        GatewaySettings {
+            url: "http://gateway:8080".into(),
+            namespace: "keysmith-system".into(),
+            usage_url: Some(usage_url),
+        }
+    }
+
+    fn key(ns: &str, name: &str) -> ApiKey {
+        let spec = serde_json::from_value(serde_json::json!({"hubRef": {"name": "hub"}})).unwrap();
+        let mut key = ApiKey::new(name, spec);
+        key.metadata.namespace = Some(ns.into());
+        key
+    }
+
+    #[tokio::test]
+    async fn the_report_is_read_once_for_every_key_and_a_gateway_that_is_down_is_not_asked_per_reconcile() {
+        let report = serde_json::json!({"keys": [{"namespace": "a", "name": "chat", "day": "2026-12-07",
+            "requestsToday": 3, "tokensToday": {"input": 10, "output": 5}, "models": []}]});
+        let app = axum::Router::new().route(
+            "/usage",
+            axum::routing::get(move || {
+                let report = report.clone();
+                async move { axum::Json(report) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let cache = UsageCache::default();
+        let up = settings(format!("http://{addr}/usage"));
+        let figures = cache.figures(&up, &key("a", "chat")).await.unwrap();
+        assert_eq!(figures.requests_today, 3);
+        assert!(cache.figures(&up, &key("a", "other")).await.is_none());
+
+        let down = UsageCache::default();
+        let nowhere = settings("http://127.0.0.1:9/usage".into());
+        assert!(down.figures(&nowhere, &key("a", "chat")).await.is_none());
+        let asked = down.last.lock().await.asked;
+        assert!(asked.is_some());
+        assert!(down.figures(&nowhere, &key("a", "chat")).await.is_none());
+        assert_eq!(
+            down.last.lock().await.asked,
+            asked,
+            "asked again within the window"
+        );
     }
 }
