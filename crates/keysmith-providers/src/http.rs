@@ -205,6 +205,19 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// A reqwest client builder with keysmith's TLS: an explicit crypto provider (ring) and a bundled
+/// root store, because the distroless image has no CA files and nothing installs a process-wide
+/// default provider. Every HTTP client of keysmith starts here; reqwest's own default would panic.
+pub fn client_builder() -> Result<reqwest::ClientBuilder> {
+    let roots: rustls::RootCertStore = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| Error::Config(format!("TLS setup failed: {err}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(tls))
+}
+
 impl Transport {
     /// A transport with its own connection pool, rate limiter and pause.
     pub fn new(config: HttpConfig) -> Result<Self> {
@@ -219,17 +232,7 @@ impl Transport {
                 "requests per second must be a positive number".into(),
             ));
         }
-        // An explicit provider and a bundled root store: the distroless image has no CA files, and
-        // nothing has to install a process-wide default crypto provider first.
-        let roots: rustls::RootCertStore = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
-        let tls =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|err| Error::Config(format!("TLS setup failed: {err}")))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
+        let client = client_builder()?
             .http1_only()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)

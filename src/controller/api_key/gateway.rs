@@ -212,8 +212,17 @@ impl UsageCache {
     }
 }
 
-async fn fetch(url: &str) -> Result<UsageReport, reqwest::Error> {
-    reqwest::Client::builder()
+/// Why the usage report was not read.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("HTTP client: {0}")]
+    Client(#[from] keysmith_providers::Error),
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+}
+
+async fn fetch(url: &str) -> Result<UsageReport, FetchError> {
+    Ok(keysmith_providers::http::client_builder()?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
         .build()?
@@ -222,7 +231,7 @@ async fn fetch(url: &str) -> Result<UsageReport, reqwest::Error> {
         .await?
         .error_for_status()?
         .json()
-        .await
+        .await?)
 }
 
 /// `usage` with what the gateway metered where the provider reports nothing: requests and tokens of
