@@ -171,6 +171,18 @@ echo "through the gateway, a prompt over maxInputTokens: HTTP $code $(cat "$work
 if grep -qF "$issued" "$work/operator.log" "$work/gateway.log"; then
   log "the issued key leaked into a log"; exit 1
 fi
+# The gateway's metered usage reaches status at the key's next sync (an edit brings it forward; the
+# gateway's report is read at most every 5 s).
+sleep 5
+kubectl patch apikey -n "$ns" chat-via-gateway --type merge -p '{"spec":{"displayName":"chat via gateway"}}' >/dev/null
+requests=""
+for _ in $(seq 1 150); do
+  requests=$(kubectl get apikey -n "$ns" chat-via-gateway -o jsonpath='{.status.usage.requestsToday}')
+  [ -n "$requests" ] && [ "$requests" -ge 1 ] && break
+  sleep 0.2
+done
+[ -n "$requests" ] && [ "$requests" -ge 1 ] || { log "the gateway's usage did not reach status"; exit 1; }
+echo "chat-via-gateway status.usage.requestsToday: $requests (metered by the gateway)"
 # The status must never carry a key value.
 if kubectl get -n "$ns" apikeys -o yaml | grep -qe "$imported_key" -e "${management_key}"; then
   log "a key value leaked into the ApiKey objects"; exit 1
