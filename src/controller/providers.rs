@@ -107,6 +107,9 @@ pub struct ProviderCache {
     clients: Mutex<HashMap<String, (ClientInputs, DynProvider)>>,
     /// Per hub uid: the credential last read.
     credentials: Mutex<HashMap<String, CachedCredential>>,
+    /// Counts [`Self::forget_credential`] calls: a read that began before one may have seen the Secret
+    /// as it was before the change, so it is used but not kept.
+    forgotten: std::sync::atomic::AtomicU64,
 }
 
 /// A credential as read: for which hub generation, when, and its value.
@@ -123,6 +126,7 @@ impl ProviderCache {
             metrics,
             clients: Mutex::new(HashMap::new()),
             credentials: Mutex::new(HashMap::new()),
+            forgotten: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -145,20 +149,20 @@ impl ProviderCache {
                 return Ok(value.clone());
             }
         }
+        let epoch = self.forgotten.load(std::sync::atomic::Ordering::Acquire);
         let value = read_credential(kube, hub).await?;
-        self.credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uid, (generation, std::time::Instant::now(), value.clone()));
+        let mut cached = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
+        if self.forgotten.load(std::sync::atomic::Ordering::Acquire) == epoch {
+            cached.insert(uid, (generation, std::time::Instant::now(), value.clone()));
+        }
         Ok(value)
     }
 
     /// Forgets the credential read for the hub `uid`: its Secret changed, so the next use reads it again.
     pub fn forget_credential(&self, uid: &str) {
-        self.credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
+        let mut cached = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
+        self.forgotten.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        cached.remove(uid);
     }
 
     /// The client of `hub`. With `require_credential` false a missing credential is tolerated (imports

@@ -142,18 +142,20 @@ async fn keys_a_stripped_credential_left_live_are_reported_then_revoked_once_it_
     }
     ids.sort();
 
-    // Someone strips keysmith's finalizer from the credential Secret and deletes it.
+    // Someone deletes the credential Secret and strips keysmith's finalizer from it. In this order:
+    // stripped first, keysmith would put its finalizer back (the hub still uses the Secret) before
+    // the delete arrived, and the Secret would rightly stay; once deleting, no finalizer can be added.
     let secrets = env.ns.api::<Secret>();
+    secrets
+        .delete("openrouter-management", &DeleteParams::default())
+        .await
+        .unwrap();
     secrets
         .patch(
             "openrouter-management",
             &PatchParams::default(),
             &Patch::Merge(json!({"metadata": {"finalizers": null}})),
         )
-        .await
-        .unwrap();
-    secrets
-        .delete("openrouter-management", &DeleteParams::default())
         .await
         .unwrap();
     env.wait_hub("or", "credentials missing", |h| {
