@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::Response,
 };
 use bytes::Bytes;
@@ -185,17 +185,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         metered: endpoint.is_metered(),
         strip_usage_chunk: judged.injected_usage,
     };
-    forward(
-        shared,
-        route,
-        parts.method,
-        &rest,
-        parts.uri.query(),
-        &parts.headers,
-        forwarded,
-        settlement,
-    )
-    .await
+    forward(settlement, parts, &rest, forwarded).await
 }
 
 /// What judging a metered body decided.
@@ -270,20 +260,29 @@ fn judge(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn forward(
-    shared: Arc<Shared>,
-    route: Arc<Route>,
-    method: http::Method,
-    rest: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: Bytes,
-    settlement: Settlement,
-) -> Response {
+/// A request that never reached the provider: the reservation is released, the outcome counted, and
+/// the client answered in its API's error shape.
+async fn upstream_failed(settlement: Settlement, status: StatusCode, code: &str, message: &str) -> Response {
+    let (shared, route) = (settlement.shared.clone(), settlement.route.clone());
+    settlement
+        .finish(enforce::Finish {
+            success: false,
+            usage: None,
+        })
+        .await;
+    let who = Some((route.key.namespace.as_str(), route.key.name.as_str()));
+    shared.metrics.request(who, Outcome::upstream_error, "");
+    answer::plain(route.api, status, code, message)
+}
+
+/// Sends the request upstream with the route's provider key and relays the answer; `settlement`
+/// (which carries the gateway's state and the route) settles the reservation when the relay ends.
+async fn forward(settlement: Settlement, parts: http::request::Parts, rest: &str, body: Bytes) -> Response {
+    let (shared, route) = (settlement.shared.clone(), settlement.route.clone());
+    let headers = &parts.headers;
     let who = Some((route.key.namespace.as_str(), route.key.name.as_str()));
     let mut url = format!("{}/{}", route.upstream, rest);
-    if let Some(q) = query {
+    if let Some(q) = parts.uri.query() {
         url.push('?');
         url.push_str(q);
     }
@@ -308,55 +307,47 @@ async fn forward(
             out.insert(name, value);
         }
         Err(_) => {
-            settlement
-                .finish(enforce::Finish {
-                    success: false,
-                    usage: None,
-                })
-                .await;
-            shared.metrics.request(who, Outcome::upstream_error, "");
-            return answer::plain(
-                route.api,
+            return upstream_failed(
+                settlement,
                 StatusCode::BAD_GATEWAY,
                 "upstream_key_invalid",
                 "The provider key of this route cannot be sent as a header.",
-            );
+            )
+            .await;
         }
     }
-    let send = shared.http.request(method, &url).headers(out).body(body).send();
+    let send = shared
+        .http
+        .request(parts.method, &url)
+        .headers(out)
+        .body(body)
+        .send();
     let response = match tokio::time::timeout(shared.config.response_timeout, send).await {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
             // reqwest's error names the URL, never headers; the upstream base is not secret.
             tracing::warn!(error = %err, namespace = %route.key.namespace, name = %route.key.name, "upstream request failed");
-            settlement
-                .finish(enforce::Finish {
-                    success: false,
-                    usage: None,
-                })
-                .await;
-            shared.metrics.request(who, Outcome::upstream_error, "");
-            let (status, code) = if err.is_timeout() || err.is_connect() {
-                (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+            let code = if err.is_timeout() || err.is_connect() {
+                "upstream_unreachable"
             } else {
-                (StatusCode::BAD_GATEWAY, "upstream_error")
+                "upstream_error"
             };
-            return answer::plain(route.api, status, code, "The provider could not be reached.");
+            return upstream_failed(
+                settlement,
+                StatusCode::BAD_GATEWAY,
+                code,
+                "The provider could not be reached.",
+            )
+            .await;
         }
         Err(_) => {
-            settlement
-                .finish(enforce::Finish {
-                    success: false,
-                    usage: None,
-                })
-                .await;
-            shared.metrics.request(who, Outcome::upstream_error, "");
-            return answer::plain(
-                route.api,
+            return upstream_failed(
+                settlement,
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
                 "The provider did not answer in time.",
-            );
+            )
+            .await;
         }
     };
     let status = response.status();
