@@ -17,9 +17,9 @@ use kube::api::{DeleteParams, ListParams};
 use serde_json::json;
 
 use crate::{
-    gateway_routes::{chat, free_port, gateway_binary, upstream},
+    gateway_routes::{GatewayProcess, chat, upstream},
     support::{
-        TestNamespace, eventually, http_get, kubeconfig,
+        TestNamespace, eventually,
         operator::{Env, condition, hub_ready, is_ready},
     },
 };
@@ -41,23 +41,8 @@ async fn values_in(ns: &TestNamespace) -> Vec<String> {
 async fn a_key_delivered_through_the_gateway_never_reaches_the_app_and_its_limits_hold() {
     let gateway_ns = TestNamespace::new("gw-routes").await;
     let (upstream, seen) = upstream().await;
-    let (listen, admin) = (free_port(), free_port());
-    let log = std::env::temp_dir().join(format!("keysmith-gateway-{}.log", gateway_ns.name));
-    let out = std::fs::File::create(&log).unwrap();
-    let mut gateway = tokio::process::Command::new(gateway_binary())
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .args(["--namespace", &gateway_ns.name])
-        .args(["--metrics-addr", &format!("127.0.0.1:{admin}")])
-        .env("KUBECONFIG", kubeconfig())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    eventually("the gateway ready", Duration::from_secs(30), || async {
-        (http_get(admin, "/readyz").await.map(|(s, _)| s) == Some(200)).then_some(())
-    })
-    .await;
+    let gateway = GatewayProcess::start(&gateway_ns.name).await;
+    let (listen, admin) = (gateway.listen, gateway.admin);
 
     let mut env = Env::new("gw-app").await;
     let mut settings = env.scene.settings();
@@ -226,8 +211,7 @@ async fn a_key_delivered_through_the_gateway_never_reaches_the_app_and_its_limit
         (chat(&client, listen, &new_issued, "hello").await.0 == 401).then_some(())
     })
     .await;
-    gateway.start_kill().unwrap();
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let logged = gateway.stop();
     assert!(
         !logged.contains(&provider_key) && !logged.contains(&issued),
         "a key reached the gateway's log"

@@ -50,7 +50,53 @@ pub(crate) async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
-pub(crate) fn free_port() -> u16 {
+/// The real keysmith-gateway process, watching the route Secrets of one namespace, its output in a
+/// file so that tests can check no key reached it.
+pub(crate) struct GatewayProcess {
+    child: tokio::process::Child,
+    log: std::path::PathBuf,
+    /// Port of the proxy.
+    pub listen: u16,
+    /// Port of `/metrics`, `/usage` and the probes.
+    pub admin: u16,
+}
+
+impl GatewayProcess {
+    /// Starts the gateway on free loopback ports and waits until it has listed its routes.
+    pub async fn start(namespace: &str) -> Self {
+        let (listen, admin) = (free_port(), free_port());
+        let log = std::env::temp_dir().join(format!("keysmith-gateway-{namespace}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new(gateway_binary())
+            .args(["--listen", &format!("127.0.0.1:{listen}")])
+            .args(["--namespace", namespace])
+            .args(["--metrics-addr", &format!("127.0.0.1:{admin}")])
+            .env("KUBECONFIG", kubeconfig())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        eventually("the gateway ready", Duration::from_secs(30), || async {
+            (http_get(admin, "/readyz").await.map(|(s, _)| s) == Some(200)).then_some(())
+        })
+        .await;
+        Self {
+            child,
+            log,
+            listen,
+            admin,
+        }
+    }
+
+    /// Stops the gateway and returns what it logged.
+    pub fn stop(mut self) -> String {
+        self.child.start_kill().unwrap();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -59,7 +105,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// The gateway binary, built beside the operator's by `cargo test --workspace --all-targets`.
-pub(crate) fn gateway_binary() -> std::path::PathBuf {
+fn gateway_binary() -> std::path::PathBuf {
     let operator = std::path::Path::new(env!("CARGO_BIN_EXE_keysmith"));
     let path = operator.with_file_name("keysmith-gateway");
     assert!(
@@ -122,23 +168,8 @@ async fn the_gateway_process_follows_route_secrets_and_enforces_a_cap() {
     };
     apply(route(&ns.name, upstream, "Active")).await;
 
-    let (listen, metrics) = (free_port(), free_port());
-    let log = std::env::temp_dir().join(format!("keysmith-gateway-{}.log", ns.name));
-    let out = std::fs::File::create(&log).unwrap();
-    let mut gateway = tokio::process::Command::new(gateway_binary())
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .args(["--namespace", &ns.name])
-        .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-        .env("KUBECONFIG", kubeconfig())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    eventually("the gateway ready", Duration::from_secs(30), || async {
-        (http_get(metrics, "/readyz").await.map(|(s, _)| s) == Some(200)).then_some(())
-    })
-    .await;
+    let gateway = GatewayProcess::start(&ns.name).await;
+    let (listen, metrics) = (gateway.listen, gateway.admin);
     let client = reqwest::Client::new();
 
     // A request within the cap is forwarded with the provider key, which the app never holds.
@@ -184,8 +215,7 @@ async fn the_gateway_process_follows_route_secrets_and_enforces_a_cap() {
         (chat(&client, listen, ISSUED, "hello").await.0 == 401).then_some(())
     })
     .await;
-    gateway.start_kill().unwrap();
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let logged = gateway.stop();
     assert!(
         !logged.contains(UPSTREAM_KEY) && !logged.contains(ISSUED),
         "a key reached the log"
