@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use keysmith_api::{
-    ApiKey, ApiKeyStatus, Capabilities, Delivery as DeliveryMode, Enforcement, ModelHub, Provider,
+    ApiKey, Capabilities, Delivery as DeliveryMode, Enforcement, ModelHub, Provider,
     gateway_route::{
         ApiKeyRef, CURRENT_VERSION, GatewayApi, GatewayRoute, ROUTE_DATA_KEY, ROUTE_LABEL, RouteLimits,
         RouteState, UPSTREAM_KEY_DATA_KEY,
@@ -101,8 +101,8 @@ pub fn route_secret_name(key: &ApiKey) -> String {
     format!("keysmith-route-{}", key.uid().unwrap_or_default())
 }
 
-/// Whether the key may be used now, as the route says it.
-pub fn route_state(key: &ApiKey, status: &ApiKeyStatus, now: Timestamp) -> RouteState {
+/// Whether the key may be used now, as the route says it; `suspended`: keysmith stopped the key.
+pub fn route_state(key: &ApiKey, suspended: bool, now: Timestamp) -> RouteState {
     let expired = key
         .spec
         .expires_at
@@ -113,7 +113,7 @@ pub fn route_state(key: &ApiKey, status: &ApiKeyStatus, now: Timestamp) -> Route
         RouteState::Disabled
     } else if expired {
         RouteState::Expired
-    } else if status.suspended.is_some() {
+    } else if suspended {
         RouteState::Suspended
     } else {
         RouteState::Active
@@ -362,15 +362,13 @@ mod tests {
     #[test]
     fn the_route_state_follows_disable_expiry_and_suspension() {
         let now: Timestamp = "2026-12-07T12:00:00Z".parse().unwrap();
-        let status = ApiKeyStatus::default();
-        assert_eq!(
-            route_state(&key(serde_json::json!({})), &status, now),
-            RouteState::Active
-        );
+        let plain = key(serde_json::json!({}));
+        assert_eq!(route_state(&plain, false, now), RouteState::Active);
+        assert_eq!(route_state(&plain, true, now), RouteState::Suspended);
         let off = key(serde_json::json!({"disabled": true}));
-        assert_eq!(route_state(&off, &status, now), RouteState::Disabled);
+        assert_eq!(route_state(&off, true, now), RouteState::Disabled);
         let old = key(serde_json::json!({"expiresAt": "2026-12-07T11:00:00Z"}));
-        assert_eq!(route_state(&old, &status, now), RouteState::Expired);
+        assert_eq!(route_state(&old, false, now), RouteState::Expired);
     }
 
     #[test]

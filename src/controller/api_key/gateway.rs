@@ -33,6 +33,8 @@ pub struct GatewayRun {
     pub api: GatewayApi,
     /// The provider URL the gateway forwards to.
     pub upstream: String,
+    /// The gateway URL the app's SDK is given.
+    pub app_base_url: String,
     pub routes: Api<Secret>,
     /// The route Secret as read before the sync.
     pub existing: Option<Secret>,
@@ -82,6 +84,7 @@ pub async fn observe(
         active,
         api,
         upstream: plan::gateway::upstream(provider, inference_base),
+        app_base_url: plan::gateway::app_base_url(&settings.url, api),
         routes,
         existing,
         namespace: settings.namespace.clone(),
@@ -104,10 +107,7 @@ impl GatewayRun {
         key_id: Option<&str>,
         now: jiff::Timestamp,
     ) -> SyncResult<()> {
-        let mut state = plan::gateway::route_state(key, &ApiKeyStatus::default(), now);
-        if self.suspended && state == keysmith_api::gateway_route::RouteState::Active {
-            state = keysmith_api::gateway_route::RouteState::Suspended;
-        }
+        let state = plan::gateway::route_state(key, self.suspended, now);
         let old = self.existing.as_ref().and_then(plan::gateway::route_document_of);
         let previous =
             plan::gateway::previous_admitted(old.as_ref(), value, self.carry_previous, self.previous_live);

@@ -104,17 +104,11 @@ pub async fn gather<'a>(
         })
         .unwrap_or_default();
     let gateway = super::gateway::observe(key, hub, ctx, &base_url, status).await?;
-    let app_base_url = match &gateway {
-        Some(g) if g.active => ctx
-            .settings
-            .gateway
-            .as_ref()
-            .map(|s| plan::gateway::app_base_url(&s.url, g.api))
-            .unwrap_or_default(),
-        _ => base_url,
-    };
     let delivery = plan::Delivery {
-        base_url: app_base_url,
+        base_url: match &gateway {
+            Some(g) if g.active => g.app_base_url.clone(),
+            _ => base_url,
+        },
         published: keysmith_limits::published_limits(key, hub),
     };
     let holding = |s: &Secret| {
